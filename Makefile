@@ -1,0 +1,48 @@
+# Keel: `make run` serves the embedded default; `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KEEL_HOST ?= 127.0.0.1
+export KEEL_PORT ?= 8000
+export KEEL_DATA_DIR ?= ./data
+
+.PHONY: run test cli install lint typecheck coverage contract bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m keel migrate
+	$(BIN)/python -m keel serve
+
+cli: $(STAMP)
+	$(BIN)/python -m keel $(ARGS)
+
+# Runs on SQLite; set KEEL_TEST_DATABASE_URL and KEEL_TEST_REDIS_URL for PostgreSQL + Redis.
+test: $(STAMP)
+	$(BIN)/python -m pytest --cov=keel --cov-branch --cov-report= $(PYTEST_ARGS)
+
+coverage: $(STAMP)
+	$(BIN)/python -m coverage combine --keep --quiet || true
+	$(BIN)/python -m coverage report --fail-under=90
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src
+
+contract: $(STAMP)
+	bash scripts/contract.sh
+
+bench: $(STAMP)
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache

@@ -1,0 +1,130 @@
+"""create_app(settings): the only place that wires Keel's parts together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from keel.identity import routes as identity_routes
+from keel.identity.service import Identity
+from keel.platform import health
+from keel.platform.bus import Bus, InProcessBus
+from keel.platform.cache import Cache, MemoryCache
+from keel.platform.db import Database
+from keel.platform.errors import install_error_handlers
+from keel.platform.http import PlatformMiddleware
+from keel.platform.logging import configure_logging
+from keel.platform.security import Encryptor, PasswordHasher, TokenCodec, derive_key
+from keel.projects import routes as project_routes
+from keel.realtime import routes as realtime_routes
+from keel.settings import Settings, load_settings
+
+log = structlog.get_logger("keel.app")
+
+API_DESCRIPTION = """
+Keel: sign-up and login, projects, and live updates for web and mobile front ends.
+
+Every error has one shape: `{"error", "code", "details", "timestamp", "path"}`.
+Authenticate with `Authorization: Bearer <accessToken>`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+
+    database = Database.from_settings(settings)
+    cache: Cache = MemoryCache(
+        max_items=settings.cache_l1_max_items, ttl=settings.cache_l1_ttl_seconds
+    )
+    bus: Bus = InProcessBus()
+    hasher = PasswordHasher(
+        memory_kib=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
+        pool_size=settings.hash_pool_size,
+        queue_timeout=settings.hash_queue_timeout_seconds,
+    )
+    tokens = TokenCodec(
+        algorithm=settings.jwt_algorithm,
+        secret=settings.signing_secret,
+        issuer=settings.jwt_issuer,
+    )
+
+    readiness_probes: dict[str, Callable[[], Awaitable[object]]] = {"database": database.ping}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("startup", database=database.dialect, redis=bool(settings.redis_url))
+        try:
+            yield
+        finally:
+            await bus.close()
+            await cache.close()
+            hasher.close()
+            await database.dispose()
+            log.info("shutdown")
+
+    app = FastAPI(
+        title="Keel",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.cache = cache
+    app.state.bus = bus
+    app.state.identity = Identity(settings=settings, hasher=hasher, tokens=tokens)
+    app.state.encryptor = Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest"))
+    app.state.readiness_probes = readiness_probes
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(identity_routes.router)
+    app.include_router(project_routes.router)
+    app.include_router(realtime_routes.router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "Last-Event-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Idempotent-Replayed",
+            ],
+        )
+    app.add_middleware(
+        PlatformMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        hsts_max_age=settings.hsts_max_age,
+    )
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for `uvicorn --factory keel.app:app_factory` (settings from the env)."""
+    return create_app()

@@ -1,0 +1,85 @@
+"""Command line: python -m keel serve | migrate | openapi | create-admin | purge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from keel import migrations
+from keel.settings import ConfigurationError, Settings, load_settings
+
+cli = typer.Typer(help="Keel: a backend for project tracking.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:  # pydantic's ValidationError for a malformed variable
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (KEEL_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (KEEL_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (KEEL_WORKERS)")] = None,
+) -> None:
+    """Serve the API (migrating first in the embedded shape)."""
+    settings = _settings()
+    # Resolve the secret once here, so every worker reads the same generated file.
+    _ = settings.signing_secret
+    if settings.should_auto_migrate:
+        migrations.upgrade(settings.effective_database_url)
+    uvicorn.run(
+        "keel.app:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        workers=workers or settings.workers,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+        lifespan="on",
+    )
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION")] = False,
+) -> None:
+    """Apply (or with --down, revert) database migrations."""
+    settings = _settings()
+    if down:
+        migrations.downgrade(settings.effective_database_url, revision)
+    else:
+        migrations.upgrade(settings.effective_database_url, revision)
+    typer.echo(f"database at {'revision ' + revision if down else 'head'}")
+
+
+@cli.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write")] = None,
+) -> None:
+    """Print (or write) the OpenAPI schema."""
+    from keel.app import create_app
+
+    schema = create_app(_settings()).openapi()
+    text = json.dumps(schema, indent=2, sort_keys=False)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        typer.echo(text)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,56 @@
+"""Authentication and authorization as route dependencies (Annotated aliases)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from keel.audit.service import RequestContext
+from keel.identity import service
+from keel.identity.service import Actor, Identity
+from keel.platform.db import get_database
+from keel.platform.errors import Forbidden, Unauthorized
+
+bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+
+def get_identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+async def get_request_context(request: Request) -> RequestContext:
+    client = request.client
+    return RequestContext(
+        ip=getattr(request.state, "client_ip", None) or (client.host if client else None),
+        request_id=getattr(request.state, "request_id", None),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def get_current_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Missing bearer token", code="UNAUTHORIZED")
+    async with get_database(request).sessions() as session:
+        actor = await service.authenticate(
+            session, get_identity(request), token=credentials.credentials
+        )
+    request.state.actor = actor
+    return actor
+
+
+async def get_admin_actor(actor: Annotated[Actor, Depends(get_current_actor)]) -> Actor:
+    if not actor.is_admin:
+        raise Forbidden("Administrator role required")
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(get_current_actor)]
+AdminActor = Annotated[Actor, Depends(get_admin_actor)]
+IdentityDep = Annotated[Identity, Depends(get_identity)]
+ContextDep = Annotated[RequestContext, Depends(get_request_context)]

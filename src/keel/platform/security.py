@@ -1,0 +1,175 @@
+"""Cryptographic building blocks: Argon2id in a bounded pool, JWT, AES-256-GCM."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keel.platform.errors import ServiceUnavailable
+
+
+class PasswordHasher:
+    """Argon2id hashing on a small thread pool.
+
+    argon2-cffi releases the GIL, so hashes run truly in parallel on the pool's threads, while
+    the pool size bounds both CPU and memory (each hash in flight holds `memory_kib`). Callers
+    wait for a slot at most `queue_timeout` seconds, then get a 503 instead of piling up.
+    """
+
+    def __init__(
+        self,
+        *,
+        memory_kib: int,
+        time_cost: int,
+        parallelism: int,
+        pool_size: int,
+        queue_timeout: float,
+    ) -> None:
+        self._hasher = Argon2Hasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
+        self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="argon2")
+        self._slots = asyncio.Semaphore(pool_size)
+        self._queue_timeout = queue_timeout
+        # Verified against when the email is unknown, so that path costs one verification too.
+        self._dummy_hash = self._hasher.hash(os.urandom(16).hex())
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        # Any: forwards an arbitrary argon2 call and its result.
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self._queue_timeout)
+        except TimeoutError as exc:
+            raise ServiceUnavailable(
+                "Too many sign-ins in progress; try again shortly", headers={"Retry-After": "2"}
+            ) from exc
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self._slots.release()
+
+    async def hash(self, password: str) -> str:
+        result: str = await self._run(self._hasher.hash, password)
+        return result
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """True when the password matches; an unknown user (None) still costs one verification."""
+        target = password_hash or self._dummy_hash
+        try:
+            await self._run(self._hasher.verify, target, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        return password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class TokenError(Exception):
+    """A token that is malformed, expired, forged or of the wrong type."""
+
+
+class TokenCodec:
+    """Signs and verifies JWTs. HS256 from the secret by default; RS256/EdDSA with a key pair."""
+
+    def __init__(
+        self,
+        *,
+        algorithm: str,
+        secret: str,
+        issuer: str,
+        private_key: Any = None,
+        key_id: str | None = None,
+    ) -> None:
+        # Any: a cryptography private key object of the algorithm's type.
+        self.algorithm = algorithm
+        self.issuer = issuer
+        self.key_id = key_id
+        if algorithm == "HS256":
+            self._signing_key: Any = derive_key(secret, b"jwt-hs256")
+            self._verify_key: Any = self._signing_key
+        else:
+            if private_key is None:
+                raise ValueError(f"{algorithm} needs a private key")
+            self._signing_key = private_key
+            self._verify_key = private_key.public_key()
+
+    @property
+    def public_key(self) -> Any:
+        # Any: a cryptography public key; None for HMAC.
+        return None if self.algorithm == "HS256" else self._verify_key
+
+    def encode(
+        self,
+        *,
+        subject: str,
+        token_type: str,
+        ttl: timedelta,
+        claims: Mapping[str, Any] | None = None,
+        jti: str | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        issued = now or datetime.now(UTC)
+        payload: dict[str, Any] = {
+            "sub": subject,
+            "type": token_type,
+            "iat": int(issued.timestamp()),
+            "exp": int((issued + ttl).timestamp()),
+            "jti": jti or uuid.uuid4().hex,
+            "iss": self.issuer,
+            **(claims or {}),
+        }
+        headers = {"kid": self.key_id} if self.key_id else None
+        return jwt.encode(payload, self._signing_key, algorithm=self.algorithm, headers=headers)
+
+    def decode(self, token: str, *, token_type: str) -> dict[str, Any]:
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                self._verify_key,
+                algorithms=[self.algorithm],  # never 'none', never another family
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "jti", "type"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from exc
+        if payload.get("type") != token_type:
+            raise TokenError(f"expected a {token_type} token")
+        return payload
+
+
+def derive_key(secret: str, purpose: bytes) -> bytes:
+    """A 32-byte key for one purpose, derived from the service secret (HMAC-SHA256)."""
+    return hmac.new(secret.encode(), purpose, hashlib.sha256).digest()
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class Encryptor:
+    """AES-256-GCM for secrets at rest (e.g. TOTP seeds); output is nonce || ciphertext."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def encrypt(self, plaintext: bytes, *, associated_data: bytes = b"") -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, plaintext, associated_data)
+
+    def decrypt(self, blob: bytes, *, associated_data: bytes = b"") -> bytes:
+        return self._aead.decrypt(blob[:12], blob[12:], associated_data)

@@ -1,0 +1,173 @@
+"""The one Settings object: every tunable of Keel, read from KEEL_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+# Placeholders people copy from examples; never acceptable in production.
+WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "keel", "development", "test"})
+
+
+class Env(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up when the configuration cannot be run safely."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KEEL_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- process -------------------------------------------------------------------------
+    env: Env = Env.development
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    data_dir: Path = Path("./data")
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    # --- storage -------------------------------------------------------------------------
+    database_url: str = ""  # empty: sqlite+aiosqlite:///<data_dir>/keel.db
+    database_replica_url: str | None = None
+    redis_url: str | None = None
+    allow_sqlite_in_production: bool = False
+    auto_migrate: bool | None = None  # None: migrate on start only in the embedded shape
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    redis_max_connections: int = Field(default=64, ge=1)
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    # --- HTTP ----------------------------------------------------------------------------
+    secret_key: str = ""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    hsts_max_age: int = 63072000
+
+    # --- identity ------------------------------------------------------------------------
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    hash_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    hash_queue_timeout_seconds: float = Field(default=5.0, gt=0)
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=1)
+    refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    refresh_grace_seconds: int = Field(default=10, ge=0)
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    jwt_issuer: str = "keel"
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_lockout_seconds: int = Field(default=15 * 60, ge=1)
+
+    # --- projects ------------------------------------------------------------------------
+    soft_delete_retention_days: int = Field(default=30, ge=0)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+
+    # --- limits, cache, metrics ----------------------------------------------------------
+    rate_limit_enabled: bool = True
+    rate_limit_anonymous: str = "100/15minutes"
+    rate_limit_authenticated: str = "1000/15minutes"
+    rate_limit_auth_endpoints: str = "20/15minutes"
+    rate_limit_fail_open: bool = True
+    cache_l1_max_items: int = Field(default=10000, ge=0)
+    cache_l1_ttl_seconds: float = Field(default=5.0, ge=0)
+    cache_l2_ttl_seconds: int = Field(default=60, ge=1)
+    metrics_token: str | None = None
+    overload_max_concurrency: int = Field(default=512, ge=1)
+
+    # --- realtime ------------------------------------------------------------------------
+    events_retention_seconds: int = Field(default=24 * 3600, ge=1)
+    ws_auth_timeout_seconds: float = Field(default=5.0, gt=0)
+    ws_queue_size: int = Field(default=1000, ge=1)
+    ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    sse_ticket_ttl_seconds: int = Field(default=30, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:
+        for key in ("cors_origins", "trusted_proxies"):
+            raw = values.get(key)
+            if isinstance(raw, str):
+                values[key] = [part.strip() for part in raw.split(",") if part.strip()]
+        return values
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.env is not Env.production:
+            return self
+        secret = self.secret_key
+        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in WEAK_SECRETS:
+            raise ConfigurationError(
+                "KEEL_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters in production "
+                '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        if self.is_sqlite and not self.allow_sqlite_in_production:
+            raise ConfigurationError(
+                "production mode needs KEEL_DATABASE_URL pointing at PostgreSQL; "
+                "set KEEL_ALLOW_SQLITE_IN_PRODUCTION=true to run on SQLite deliberately"
+            )
+        if "*" in self.cors_origins:
+            raise ConfigurationError("KEEL_CORS_ORIGINS may not contain '*' in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'keel.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @cached_property
+    def signing_secret(self) -> str:
+        """The secret that signs tokens and derives keys.
+
+        From KEEL_SECRET_KEY when set; otherwise (development and test only) generated once
+        into <data_dir>/secret.key with mode 0600, so restarts keep sessions valid.
+        """
+        if self.secret_key:
+            return self.secret_key
+        if self.env is Env.production:  # pragma: no cover - refused by the validator
+            raise ConfigurationError("KEEL_SECRET_KEY is required in production")
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker won the race; use its secret
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
