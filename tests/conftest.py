@@ -215,6 +215,18 @@ async def register_user(
     )
 
 
+async def promote_to_admin(app: FastAPI, user_id: str) -> None:
+    """Make a user an admin directly in the database (the CLI does it for real users).
+
+    Their existing tokens still say role=user; sign in again for an admin token.
+    """
+    async with app.state.database.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE users SET role = 'admin' WHERE id = :id"),
+            {"id": uuid.UUID(user_id) if is_postgres() else uuid.UUID(user_id).hex},
+        )
+
+
 @pytest.fixture
 def user_factory(client: httpx.AsyncClient) -> Callable[..., Any]:
     async def factory(**kwargs: Any) -> RegisteredUser:
