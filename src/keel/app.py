@@ -8,16 +8,19 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.identity import routes as identity_routes
 from keel.identity.service import Identity
-from keel.platform import health
+from keel.models import Base
+from keel.platform import health, metrics
 from keel.platform.bus import Bus, InProcessBus
-from keel.platform.cache import Cache, MemoryCache
+from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
 from keel.platform.http import PlatformMiddleware
 from keel.platform.logging import configure_logging
+from keel.platform.ratelimit import ProtectionMiddleware, RateLimiter
 from keel.platform.security import Encryptor, PasswordHasher, TokenCodec, derive_key
 from keel.projects import routes as project_routes
 from keel.realtime import routes as realtime_routes
@@ -33,14 +36,42 @@ Authenticate with `Authorization: Bearer <accessToken>`.
 """
 
 
+def create_redis(settings: Settings) -> Redis | None:
+    """The one Redis client (None when not configured), shared by cache, limiter and bus.
+
+    A *blocking* pool: at more concurrent requests than connections, callers wait up to the
+    timeout for a free connection instead of failing (see FIELD-NOTES).
+    """
+    if not settings.redis_url:
+        return None
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+    return Redis(connection_pool=pool)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
 
     database = Database.from_settings(settings)
-    cache: Cache = MemoryCache(
-        max_items=settings.cache_l1_max_items, ttl=settings.cache_l1_ttl_seconds
+    tables = frozenset(Base.metadata.tables)
+    metrics.instrument_engine(database.primary, tables=tables)
+    if database.replica is not None:
+        metrics.instrument_engine(database.replica, tables=tables)
+    redis = create_redis(settings)
+    l1 = MemoryCache(max_items=settings.cache_l1_max_items, ttl=settings.cache_l1_ttl_seconds)
+    tiered = (
+        TieredCache(redis=redis, l1=l1, l2_ttl=settings.cache_l2_ttl_seconds)
+        if redis is not None
+        else None
     )
+    cache: Cache = tiered or l1
+    limiter = RateLimiter.from_settings(settings, redis) if settings.rate_limit_enabled else None
     bus: Bus = InProcessBus()
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,
@@ -56,15 +87,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     readiness_probes: dict[str, Callable[[], Awaitable[object]]] = {"database": database.ping}
+    if redis is not None:
+        readiness_probes["redis"] = redis.ping
+        if limiter is not None:
+            readiness_probes["rate_limit"] = limiter.probe
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("startup", database=database.dialect, redis=bool(settings.redis_url))
+        if tiered is not None:
+            await tiered.start()
         try:
             yield
         finally:
             await bus.close()
             await cache.close()
+            if redis is not None:
+                await redis.aclose()
+            metrics.mark_worker_dead()
             hasher.close()
             await database.dispose()
             log.info("shutdown")
@@ -80,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.cache = cache
+    app.state.redis = redis
+    app.state.rate_limiter = limiter
     app.state.bus = bus
     app.state.identity = Identity(settings=settings, hasher=hasher, tokens=tokens)
     app.state.encryptor = Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest"))
@@ -87,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(identity_routes.router)
     app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
@@ -117,6 +160,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Idempotent-Replayed",
             ],
         )
+    # Added last = runs first: request id and headers, then metrics, then protection.
+    app.add_middleware(ProtectionMiddleware, settings=settings, tokens=tokens, limiter=limiter)
+    app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(
         PlatformMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -38,6 +38,10 @@ def serve(
     _ = settings.signing_secret
     if settings.should_auto_migrate:
         migrations.upgrade(settings.effective_database_url)
+    from keel.platform.metrics import prepare_multiprocess
+
+    # Before the workers start, so each of them writes its samples where /metrics reads them.
+    prepare_multiprocess(workers or settings.workers)
     uvicorn.run(
         "keel.app:app_factory",
         factory=True,

@@ -1,14 +1,45 @@
 """Caching of hot reads: an in-process L1 (bounded, TTL) in front of an optional Redis L2.
 
-The embedded shape runs with L1 only. Invalidation is broadcast on the bus so that every
-instance drops its L1 copy.
+The embedded shape runs with L1 only. With Redis, every write (`set`/`delete`) is published
+on an invalidation channel so that every instance drops its L1 copy. Staleness bound for a
+write through one instance as seen by another: the pub/sub delivery delay (milliseconds)
+normally; if pub/sub is down, at most the L1 TTL (`cache_l1_ttl_seconds`, default 5 s). A
+racing read-fill that stores an old value in L2 right after a delete is undone by a second,
+delayed delete (`INVALIDATION_REPEAT_SECONDS`), so L2 cannot stay stale beyond that either.
+
+`get_or_set` computes a missing value once per key and instance however many requests miss
+at the same time (single flight); a fill that raced with an invalidation is not stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from keel.platform.metrics import CACHE_HITS, CACHE_MISSES
+
+log = structlog.get_logger("keel.cache")
+
+INVALIDATION_CHANNEL = "keel:cache:invalidate"
+KEY_PREFIX = "keel:cache:"
+INVALIDATION_REPEAT_SECONDS = 1.0
+# After a Redis error the L2 is skipped for this long, so an outage costs no per-request waits.
+L2_RETRY_SECONDS = 2.0
+
+_L1_HITS = CACHE_HITS.labels("l1")
+_L1_MISSES = CACHE_MISSES.labels("l1")
+_L2_HITS = CACHE_HITS.labels("l2")
+_L2_MISSES = CACHE_MISSES.labels("l2")
 
 
 class Cache(Protocol):
@@ -18,39 +49,294 @@ class Cache(Protocol):
 
     async def delete(self, *keys: str) -> None: ...
 
+    async def get_or_set(
+        self, key: str, compute: Callable[[], Awaitable[bytes]], *, ttl: float | None = None
+    ) -> bytes:
+        """The cached value, or `compute()` stored under `key` (computed once per instance)."""
+        ...
+
     async def close(self) -> None: ...
 
 
-class MemoryCache:
+class _SingleFlight:
+    """Shared get_or_set: one computation per key in flight; invalidations void the fill."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, asyncio.Future[bytes]] = {}
+        self._generation: dict[str, int] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        raise NotImplementedError
+
+    def _bump(self, keys: tuple[str, ...] | list[str]) -> None:
+        for key in keys:
+            if key in self._inflight:
+                self._generation[key] = self._generation.get(key, 0) + 1
+
+    async def _store(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        await self.set(key, value, ttl=ttl)
+
+    async def get_or_set(
+        self, key: str, compute: Callable[[], Awaitable[bytes]], *, ttl: float | None = None
+    ) -> bytes:
+        cached = await self.get(key)
+        if cached is not None:
+            return cached
+        while (pending := self._inflight.get(key)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we were cancelled ourselves
+                # The computing request went away; compute again (in our own request).
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        generation = self._generation.get(key, 0)
+        try:
+            value = await compute()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:  # handed to every waiter, then raised here as well
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+            stale = self._generation.pop(key, 0) != generation
+        future.set_result(value)
+        if not stale:
+            await self._store(key, value, ttl=ttl)
+        return value
+
+
+class MemoryCache(_SingleFlight):
     """Bounded LRU with per-entry expiry; the L1 layer and the whole cache when embedded."""
 
-    def __init__(self, *, max_items: int = 10000, ttl: float = 5.0) -> None:
+    def __init__(self, *, max_items: int = 10000, ttl: float = 5.0, count: bool = True) -> None:
+        super().__init__()
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._max_items = max_items
         self._ttl = ttl
+        self._count = count
 
     async def get(self, key: str) -> bytes | None:
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> bytes | None:
         item = self._data.get(key)
-        if item is None:
-            return None
-        expires, value = item
-        if expires < time.monotonic():
-            self._data.pop(key, None)
+        if item is None or item[0] < time.monotonic():
+            if item is not None:
+                self._data.pop(key, None)
+            if self._count:
+                _L1_MISSES.inc()
             return None
         self._data.move_to_end(key)
-        return value
+        if self._count:
+            _L1_HITS.inc()
+        return item[1]
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self.set_now(key, value, ttl=ttl)
+
+    def set_now(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         if self._max_items == 0:
             return
-        self._data[key] = (time.monotonic() + (self._ttl if ttl is None else ttl), value)
+        lifetime = self._ttl if ttl is None else min(ttl, self._ttl)
+        self._data[key] = (time.monotonic() + lifetime, value)
         self._data.move_to_end(key)
         while len(self._data) > self._max_items:
             self._data.popitem(last=False)
 
     async def delete(self, *keys: str) -> None:
+        self.delete_now(keys)
+
+    def delete_now(self, keys: tuple[str, ...] | list[str]) -> None:
+        self._bump(keys)
         for key in keys:
             self._data.pop(key, None)
 
+    def clear(self) -> None:
+        self._data.clear()
+
     async def close(self) -> None:
         self._data.clear()
+
+
+class TieredCache(_SingleFlight):
+    """L1 (this process) in front of L2 (Redis, shared), with cross-instance invalidation.
+
+    Redis trouble never fails a request: the cache degrades to L1 only and logs once per
+    outage; invalidations missed meanwhile are covered by dropping the whole L1 when the
+    subscription comes back.
+    """
+
+    def __init__(
+        self, *, redis: Redis, l1: MemoryCache, l2_ttl: float, repeat_delay: float = 1.0
+    ) -> None:
+        super().__init__()
+        self._redis = redis
+        self._l1 = l1
+        self._l2_ttl = l2_ttl
+        self._repeat_delay = repeat_delay
+        self._instance = uuid.uuid4().hex.encode()
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._first_attempt = asyncio.Event()
+        self._retry_at = 0.0
+        self._outage = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe to invalidations; returns once subscribed or the first attempt failed."""
+        self._listener = asyncio.create_task(self._listen(), name="keel-cache-invalidation")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_attempt.wait(), timeout=5.0)
+
+    async def close(self) -> None:
+        for task in [*self._background, *([self._listener] if self._listener else [])]:
+            task.cancel()
+        for task in [*self._background, *([self._listener] if self._listener else [])]:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await task
+        self._l1.clear()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(INVALIDATION_CHANNEL)
+                    # Whatever was published while unsubscribed is lost: start from empty.
+                    self._l1.clear()
+                    self._subscribed.set()
+                    self._first_attempt.set()
+                    while True:
+                        message = await pubsub.get_message(timeout=30.0)
+                        if message is not None and message["type"] == "message":
+                            self._apply(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self._subscribed.clear()
+                self._first_attempt.set()
+                self._report_outage(exc)
+                await asyncio.sleep(L2_RETRY_SECONDS)
+
+    def _apply(self, data: bytes) -> None:
+        sender, _, payload = data.partition(b"|")
+        if sender == self._instance:
+            return
+        keys: list[str] = orjson.loads(payload)
+        self._l1.delete_now(keys)
+        self._bump(keys)
+
+    # --- outage bookkeeping ---------------------------------------------------------------
+
+    def _l2_available(self) -> bool:
+        return not self._outage or time.monotonic() >= self._retry_at
+
+    def _report_outage(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + L2_RETRY_SECONDS
+        if not self._outage:
+            self._outage = True
+            log.warning("cache_redis_unavailable", error_type=type(exc).__name__)
+
+    def _report_ok(self) -> None:
+        if self._outage:
+            self._outage = False
+            log.info("cache_redis_recovered")
+
+    # --- the Cache protocol ------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        value = self._l1.get_now(key)
+        if value is not None:
+            return value
+        if not self._l2_available():
+            _L2_MISSES.inc()
+            return None
+        try:
+            raw = await self._redis.get(KEY_PREFIX + key)
+        except (RedisError, OSError) as exc:
+            self._report_outage(exc)
+            _L2_MISSES.inc()
+            return None
+        self._report_ok()
+        if raw is None:
+            _L2_MISSES.inc()
+            return None
+        _L2_HITS.inc()
+        value = raw if isinstance(raw, bytes) else str(raw).encode()
+        self._l1.set_now(key, value)
+        return value
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self._l1.set_now(key, value, ttl=ttl)
+        if not self._l2_available():
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(KEY_PREFIX + key, value, ex=self._l2_lifetime(ttl))
+                pipe.publish(INVALIDATION_CHANNEL, self._message([key]))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._report_outage(exc)
+            return
+        self._report_ok()
+
+    async def _store(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        # A read-fill: every instance computes the same value, so nothing to invalidate.
+        self._l1.set_now(key, value, ttl=ttl)
+        if not self._l2_available():
+            return
+        try:
+            await self._redis.set(KEY_PREFIX + key, value, ex=self._l2_lifetime(ttl))
+        except (RedisError, OSError) as exc:
+            self._report_outage(exc)
+            return
+        self._report_ok()
+
+    def _l2_lifetime(self, ttl: float | None) -> int:
+        return max(1, round(self._l2_ttl if ttl is None else ttl))
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        self._l1.delete_now(keys)
+        self._bump(keys)
+        await self._delete_shared(list(keys))
+        # A read that fetched the old row before the write may still store it after our delete;
+        # a second delete shortly after removes such a fill (see the module docstring).
+        task = asyncio.create_task(self._repeat_delete(list(keys)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _repeat_delete(self, keys: list[str]) -> None:
+        await asyncio.sleep(self._repeat_delay)
+        self._l1.delete_now(keys)
+        await self._delete_shared(keys)
+
+    async def _delete_shared(self, keys: list[str]) -> None:
+        if not self._l2_available():
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(*[KEY_PREFIX + k for k in keys])
+                pipe.publish(INVALIDATION_CHANNEL, self._message(keys))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._report_outage(exc)
+            return
+        self._report_ok()
+
+    def _message(self, keys: list[str]) -> bytes:
+        return self._instance + b"|" + orjson.dumps(keys)
+
+    async def ping(self) -> None:
+        await self._redis.ping()

@@ -1,0 +1,320 @@
+"""Request protection: client IP, overload guard and rate limits (SPEC §6), as one ASGI layer.
+
+- Client IP: the socket peer, unless the peer is a trusted proxy; then the right-most
+  X-Forwarded-For hop that is not itself a trusted proxy. Stored in scope["state"]["client_ip"].
+- Overload guard: beyond `overload_max_concurrency` requests in flight in this process,
+  further requests get an immediate 503 with Retry-After instead of queueing.
+- Rate limits (sliding window counter from `limits`): per user for a valid access token (the
+  JWT is signature-checked here without a database hit), otherwise per IP; stricter per-IP
+  limits on sign-in endpoints; shared through Redis when configured, in-process otherwise.
+  When Redis fails the limiter falls back to in-process counting (fail-open, the default) or
+  refuses with 503 (fail-closed); either way it logs once per outage and /ready reports it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keel.platform.errors import error_payload
+from keel.platform.metrics import OVERLOAD_REJECTIONS, RATE_LIMIT_REJECTIONS
+from keel.platform.security import TokenCodec, TokenError
+from keel.settings import Settings
+
+log = structlog.get_logger("keel.ratelimit")
+
+EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
+AUTH_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"})
+# After a Redis error the shared store is not tried again for this long, so an outage costs
+# no per-request timeouts.
+REDIS_RETRY_SECONDS = 2.0
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class LimiterUnavailable(Exception):
+    """Redis is down and the limiter is configured to fail closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int  # whole seconds until the window frees capacity
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_after).encode()),
+        ]
+
+
+class RateLimiter:
+    """Sliding-window limits over Redis (shared) or memory, with an in-process fallback."""
+
+    def __init__(
+        self,
+        *,
+        anonymous: str,
+        authenticated: str,
+        auth_endpoints: str,
+        redis: Redis | None = None,
+        redis_url: str | None = None,
+        fail_open: bool = True,
+    ) -> None:
+        self.anonymous: RateLimitItem = parse(anonymous)
+        self.authenticated: RateLimitItem = parse(authenticated)
+        self.auth_endpoints: RateLimitItem = parse(auth_endpoints)
+        self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._shared: SlidingWindowCounterRateLimiter | None = None
+        if redis is not None and redis_url:
+            storage = RedisStorage(
+                "async+" + redis_url,
+                implementation="redispy",
+                key_prefix="keel:ratelimit",
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+            )
+            self._shared = SlidingWindowCounterRateLimiter(storage)
+        self._fail_open = fail_open
+        self._outage = False
+        self._retry_at = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis | None) -> RateLimiter:
+        return cls(
+            anonymous=settings.rate_limit_anonymous,
+            authenticated=settings.rate_limit_authenticated,
+            auth_endpoints=settings.rate_limit_auth_endpoints,
+            redis=redis,
+            redis_url=settings.redis_url,
+            fail_open=settings.rate_limit_fail_open,
+        )
+
+    @property
+    def degraded(self) -> bool:
+        """True while the shared store is unreachable (limits are then per instance)."""
+        return self._outage
+
+    async def probe(self) -> None:
+        """Readiness: fails while the shared store is in an outage."""
+        if self._outage:
+            raise LimiterUnavailable("rate-limit store unreachable")
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> Decision:
+        if self._shared is not None and (not self._outage or time.monotonic() >= self._retry_at):
+            try:
+                decision = await self._apply(self._shared, item, identifiers)
+            except (RedisError, OSError) as exc:
+                self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+                if not self._outage:
+                    self._outage = True
+                    log.error(
+                        "rate_limit_store_unavailable",
+                        error_type=type(exc).__name__,
+                        fail_open=self._fail_open,
+                    )
+            else:
+                if self._outage:
+                    self._outage = False
+                    log.info("rate_limit_store_recovered")
+                return decision
+        if self._outage and not self._fail_open:
+            raise LimiterUnavailable("rate-limit store unreachable")
+        return await self._apply(self._local, item, identifiers)
+
+    @staticmethod
+    async def _apply(
+        limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+    ) -> Decision:
+        allowed = await limiter.hit(item, *identifiers)
+        stats = await limiter.get_window_stats(item, *identifiers)
+        reset_after = max(0, math.ceil(stats.reset_time - time.time()))
+        if not allowed:
+            reset_after = max(1, reset_after)
+        return Decision(
+            allowed=allowed, limit=item.amount, remaining=stats.remaining, reset_after=reset_after
+        )
+
+
+def parse_networks(entries: list[str]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def client_ip(scope: Scope, trusted: tuple[IPNetwork, ...]) -> str | None:
+    """The caller's IP: the peer, or through trusted proxies the right-most untrusted hop."""
+    peer = scope.get("client")
+    current: str | None = peer[0] if peer else None
+    if not trusted or current is None:
+        return current
+    forwarded = _header(scope, b"x-forwarded-for")
+    if not forwarded:
+        return current
+    hops = [hop.strip() for hop in forwarded.decode("latin-1").split(",")]
+    for hop in reversed(hops):
+        if not _is_trusted(current, trusted):
+            break
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage left of a trusted hop: the trusted hop is the best we know
+        current = hop
+    return current
+
+
+def _is_trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+class ProtectionMiddleware:
+    """Pure ASGI: client IP, overload guard and rate limits, before any routing work."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        tokens: TokenCodec,
+        limiter: RateLimiter | None,
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.limiter = limiter if settings.rate_limit_enabled else None
+        self.trusted = parse_networks(settings.trusted_proxies)
+        self.max_concurrency = settings.overload_max_concurrency
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        ip = client_ip(scope, self.trusted)
+        state["client_ip"] = ip
+        if scope["type"] == "websocket" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_concurrency:
+            OVERLOAD_REJECTIONS.inc()
+            await _reject(
+                send,
+                scope,
+                status=503,
+                code="OVERLOADED",
+                message="The server is at capacity; retry shortly",
+                headers=[(b"retry-after", b"1")],
+            )
+            return
+        self.in_flight += 1
+        try:
+            if self.limiter is None:
+                await self.app(scope, receive, send)
+                return
+            try:
+                decision = await self._check(scope, ip or "unknown", state)
+            except LimiterUnavailable:
+                await _reject(
+                    send,
+                    scope,
+                    status=503,
+                    code="SERVICE_UNAVAILABLE",
+                    message="Rate limiting is unavailable; retry shortly",
+                    headers=[(b"retry-after", b"5")],
+                )
+                return
+            if not decision.allowed:
+                RATE_LIMIT_REJECTIONS.inc()
+                await _reject(
+                    send,
+                    scope,
+                    status=429,
+                    code="RATE_LIMITED",
+                    message="Too many requests; retry later",
+                    headers=[
+                        (b"retry-after", str(decision.reset_after).encode()),
+                        *decision.headers(),
+                    ],
+                )
+                return
+            extra = decision.headers()
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *extra]
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            self.in_flight -= 1
+
+    async def _check(self, scope: Scope, ip: str, state: MutableMapping[str, Any]) -> Decision:
+        assert self.limiter is not None
+        if scope["path"] in AUTH_PATHS:
+            return await self.limiter.hit(self.limiter.auth_endpoints, "auth", ip)
+        user = self._user(scope, state)
+        if user is not None:
+            return await self.limiter.hit(self.limiter.authenticated, "user", user)
+        return await self.limiter.hit(self.limiter.anonymous, "ip", ip)
+
+    def _user(self, scope: Scope, state: MutableMapping[str, Any]) -> str | None:
+        header = _header(scope, b"authorization")
+        if not header or header[:7].lower() != b"bearer ":
+            return None
+        token = header[7:].strip().decode("latin-1")
+        try:
+            claims = self.tokens.decode(token, token_type="access")
+        except TokenError:
+            return None  # an invalid token counts against the IP, as anonymous
+        # Verified claims, so the authentication dependency need not decode the token again.
+        state["access_claims"] = (token, claims)
+        subject = claims.get("sub")
+        return str(subject) if subject else None
+
+
+async def _reject(
+    send: Send,
+    scope: Scope,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    # Rendered here rather than raised: this layer sits outside FastAPI's exception handlers.
+    body = error_payload(status_code=status, code=code, message=message, path=scope["path"])
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
