@@ -79,12 +79,20 @@ class _SingleFlight:
     async def _store(self, key: str, value: bytes, *, ttl: float | None) -> None:
         await self.set(key, value, ttl=ttl)
 
+    def _peek(self, key: str) -> bytes | None:
+        return None
+
     async def get_or_set(
         self, key: str, compute: Callable[[], Awaitable[bytes]], *, ttl: float | None = None
     ) -> bytes:
-        cached = await self.get(key)
-        if cached is not None:
-            return cached
+        if key not in self._inflight:
+            cached = await self.get(key)
+            if cached is not None:
+                return cached
+            # get() may have waited on Redis while another request filled the key.
+            cached = self._peek(key)
+            if cached is not None:
+                return cached
         while (pending := self._inflight.get(key)) is not None:
             try:
                 return await asyncio.shield(pending)
@@ -159,6 +167,11 @@ class MemoryCache(_SingleFlight):
         self._bump(keys)
         for key in keys:
             self._data.pop(key, None)
+
+    def peek(self, key: str) -> bytes | None:
+        """The live value without touching LRU order or counters."""
+        item = self._data.get(key)
+        return item[1] if item is not None and item[0] >= time.monotonic() else None
 
     def clear(self) -> None:
         self._data.clear()
@@ -301,6 +314,9 @@ class TieredCache(_SingleFlight):
             self._report_outage(exc)
             return
         self._report_ok()
+
+    def _peek(self, key: str) -> bytes | None:
+        return self._l1.peek(key)
 
     def _l2_lifetime(self, ttl: float | None) -> int:
         return max(1, round(self._l2_ttl if ttl is None else ttl))

@@ -1,0 +1,276 @@
+"""The two-tier cache: bounds, single flight, cross-instance invalidation, Redis outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from keel.app import create_redis
+from keel.platform.cache import Cache, MemoryCache, TieredCache
+from keel.platform.metrics import REGISTRY
+from keel.settings import Settings
+from tests.conftest import TEST_REDIS_URL
+from tests.servers import free_port
+
+needs_redis = pytest.mark.skipif(not TEST_REDIS_URL, reason="L2 needs Redis")
+
+
+def counter(name: str, layer: str) -> float:
+    return REGISTRY.get_sample_value(f"{name}_total", {"cache_layer": layer}) or 0.0
+
+
+async def test_memory_cache_bounds_size_and_expires_entries() -> None:
+    cache = MemoryCache(max_items=2, ttl=60)
+    await cache.set("a", b"1")
+    await cache.set("b", b"2")
+    assert await cache.get("a") == b"1"  # a is now the most recently used
+    await cache.set("c", b"3")
+    assert await cache.get("b") is None  # least recently used went out
+    assert await cache.get("a") == b"1"
+    await cache.set("short", b"x", ttl=0.01)
+    await asyncio.sleep(0.03)
+    assert await cache.get("short") is None
+    await cache.delete("a", "missing")
+    assert await cache.get("a") is None
+    await cache.close()
+    assert await cache.get("c") is None
+
+
+async def test_memory_cache_of_size_zero_stores_nothing() -> None:
+    cache = MemoryCache(max_items=0)
+    await cache.set("a", b"1")
+    assert await cache.get("a") is None
+
+
+async def test_memory_cache_counts_l1_hits_and_misses() -> None:
+    hits, misses = counter("cache_hits", "l1"), counter("cache_misses", "l1")
+    cache = MemoryCache()
+    await cache.get("k")
+    await cache.set("k", b"v")
+    await cache.get("k")
+    await cache.get("k")
+    assert counter("cache_hits", "l1") == hits + 2
+    assert counter("cache_misses", "l1") == misses + 1
+
+
+@pytest.fixture
+async def redis_client(make_settings: Callable[..., Settings]) -> AsyncIterator[Redis]:
+    if not TEST_REDIS_URL:
+        pytest.skip("needs Redis")
+    client = create_redis(make_settings())
+    assert client is not None
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def tiered_pair(
+    redis_client: Redis, make_settings: Callable[..., Settings]
+) -> AsyncIterator[tuple[TieredCache, TieredCache]]:
+    """Two caches on one Redis, as two instances would have."""
+    other = create_redis(make_settings())
+    assert other is not None
+    first = TieredCache(redis=redis_client, l1=MemoryCache(ttl=60), l2_ttl=60, repeat_delay=0.05)
+    second = TieredCache(redis=other, l1=MemoryCache(ttl=60), l2_ttl=60, repeat_delay=0.05)
+    await first.start()
+    await second.start()
+    yield first, second
+    await first.close()
+    await second.close()
+    await other.aclose()
+
+
+async def _single_flight(cache: Cache) -> None:
+    calls = 0
+    gate = asyncio.Event()
+
+    async def compute() -> bytes:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return b"value"
+
+    waiters = [asyncio.create_task(cache.get_or_set("hot", compute)) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await asyncio.gather(*waiters) == [b"value"] * 20
+    assert calls == 1
+    assert await cache.get_or_set("hot", compute) == b"value"
+    assert calls == 1
+
+
+async def test_concurrent_misses_compute_once_in_memory() -> None:
+    await _single_flight(MemoryCache())
+
+
+@needs_redis
+async def test_concurrent_misses_compute_once_tiered(
+    tiered_pair: tuple[TieredCache, TieredCache],
+) -> None:
+    await _single_flight(tiered_pair[0])
+
+
+async def test_failed_computation_reaches_every_waiter_and_is_not_cached() -> None:
+    cache = MemoryCache()
+    gate = asyncio.Event()
+
+    async def broken() -> bytes:
+        await gate.wait()
+        raise RuntimeError("database down")
+
+    waiters = [asyncio.create_task(cache.get_or_set("k", broken)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert await cache.get("k") is None
+
+    async def fine() -> bytes:
+        return b"ok"
+
+    assert await cache.get_or_set("k", fine) == b"ok"
+
+
+async def test_cancelled_computation_lets_a_waiter_compute() -> None:
+    cache = MemoryCache()
+    started = asyncio.Event()
+
+    async def slow() -> bytes:
+        started.set()
+        await asyncio.sleep(10)
+        return b"never"
+
+    async def quick() -> bytes:
+        return b"quick"
+
+    first = asyncio.create_task(cache.get_or_set("k", slow))
+    await started.wait()
+    second = asyncio.create_task(cache.get_or_set("k", quick))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert await second == b"quick"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_invalidation_during_computation_discards_the_fill() -> None:
+    cache = MemoryCache()
+    gate = asyncio.Event()
+
+    async def old_value() -> bytes:
+        await gate.wait()
+        return b"old"
+
+    fill = asyncio.create_task(cache.get_or_set("k", old_value))
+    await asyncio.sleep(0.01)
+    await cache.delete("k")  # a write happened while the old row was being read
+    gate.set()
+    assert await fill == b"old"  # the caller still gets its answer...
+    assert await cache.get("k") is None  # ...but it is not kept
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.01)
+
+
+@needs_redis
+async def test_l2_serves_other_instance_and_delete_invalidates_its_l1(
+    tiered_pair: tuple[TieredCache, TieredCache],
+) -> None:
+    first, second = tiered_pair
+    l2_hits = counter("cache_hits", "l2")
+    await first.set("project:1", b"v1")
+    assert await second.get("project:1") == b"v1"  # from L2, now in second's L1
+    assert counter("cache_hits", "l2") == l2_hits + 1
+    assert await second.get("project:1") == b"v1"  # from L1
+    assert counter("cache_hits", "l2") == l2_hits + 1
+
+    await first.delete("project:1")
+
+    async def dropped() -> bool:
+        return await second.get("project:1") is None
+
+    await _eventually(dropped)
+
+
+@needs_redis
+async def test_set_on_one_instance_replaces_the_other_instances_l1(
+    tiered_pair: tuple[TieredCache, TieredCache],
+) -> None:
+    first, second = tiered_pair
+    await first.set("user:1", b"old")
+    assert await second.get("user:1") == b"old"
+    await first.set("user:1", b"new")
+
+    async def fresh() -> bool:
+        return await second.get("user:1") == b"new"
+
+    await _eventually(fresh)
+
+
+@needs_redis
+async def test_stale_fill_after_delete_is_removed_by_the_repeated_delete(
+    tiered_pair: tuple[TieredCache, TieredCache], redis_client: Redis
+) -> None:
+    first, second = tiered_pair
+    await first.delete("project:9")
+    # A slow reader on the other instance stores the pre-write value right after the delete.
+    await redis_client.set("keel:cache:project:9", b"stale", ex=60)
+
+    async def gone() -> bool:
+        return await redis_client.get("keel:cache:project:9") is None
+
+    await _eventually(gone)
+    assert await second.get("project:9") is None
+
+
+@needs_redis
+async def test_get_or_set_fill_is_shared_through_l2(
+    tiered_pair: tuple[TieredCache, TieredCache],
+) -> None:
+    first, second = tiered_pair
+
+    async def compute() -> bytes:
+        return b"computed"
+
+    async def never() -> bytes:
+        raise AssertionError("the other instance must read L2")
+
+    assert await first.get_or_set("list:1", compute, ttl=30) == b"computed"
+    assert await second.get_or_set("list:1", never) == b"computed"
+
+
+async def test_redis_outage_degrades_to_l1_and_logs_once(
+    capsys: pytest.CaptureFixture[str], make_settings: Callable[..., Settings]
+) -> None:
+    from keel.platform.logging import configure_logging
+
+    configure_logging()
+    dead = create_redis(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    assert dead is not None
+    cache = TieredCache(redis=dead, l1=MemoryCache(), l2_ttl=60)
+    await cache.start()
+    try:
+        await cache.set("k", b"v")
+        assert await cache.get("k") == b"v"  # L1 still works
+        assert await cache.get("other") is None
+        await cache.delete("k")
+        assert await cache.get("k") is None
+
+        async def compute() -> bytes:
+            return b"fresh"
+
+        assert await cache.get_or_set("x", compute) == b"fresh"
+        with pytest.raises(RedisError):
+            await cache.ping()
+    finally:
+        await cache.close()
+        await dead.aclose()
+    assert capsys.readouterr().out.count("cache_redis_unavailable") == 1
