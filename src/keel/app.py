@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from keel.audit import routes as audit_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import Identity
 from keel.models import Base
@@ -21,8 +22,15 @@ from keel.platform.errors import install_error_handlers
 from keel.platform.http import PlatformMiddleware
 from keel.platform.logging import configure_logging
 from keel.platform.ratelimit import ProtectionMiddleware, RateLimiter
-from keel.platform.security import Encryptor, PasswordHasher, TokenCodec, derive_key
+from keel.platform.security import (
+    Encryptor,
+    PasswordHasher,
+    TokenCodec,
+    derive_key,
+    load_signing_key,
+)
 from keel.projects import routes as project_routes
+from keel.projects.service import ProjectsRuntime
 from keel.realtime import routes as realtime_routes
 from keel.settings import Settings, load_settings
 
@@ -84,6 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         algorithm=settings.jwt_algorithm,
         secret=settings.signing_secret,
         issuer=settings.jwt_issuer,
+        private_key=load_signing_key(
+            algorithm=settings.jwt_algorithm,
+            key_file=settings.jwt_private_key_file,
+            data_dir=settings.data_dir,
+        ),
     )
 
     readiness_probes: dict[str, Callable[[], Awaitable[object]]] = {"database": database.ping}
@@ -123,14 +136,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.redis = redis
     app.state.rate_limiter = limiter
     app.state.bus = bus
-    app.state.identity = Identity(settings=settings, hasher=hasher, tokens=tokens)
+    app.state.projects = ProjectsRuntime.from_settings(settings, cache=cache)
     app.state.encryptor = Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest"))
+    app.state.identity = Identity(
+        settings=settings,
+        hasher=hasher,
+        tokens=tokens,
+        database=database,
+        encryptor=app.state.encryptor,
+        state=app.state,
+    )
     app.state.readiness_probes = readiness_probes
 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(identity_routes.router)
+    app.include_router(identity_routes.users_router)
+    app.include_router(identity_routes.jwks_router)
+    app.include_router(audit_routes.router)
     app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
     login_lockout_seconds: int = Field(default=15 * 60, ge=1)
+    # How long a session's liveness (revoked? user active? role) is cached; revocations
+    # delete the entry on every instance, so this only bounds how often the database is asked.
+    auth_cache_ttl_seconds: float = Field(default=60.0, gt=0)
 
     # --- projects ------------------------------------------------------------------------
     soft_delete_retention_days: int = Field(default=30, ge=0)

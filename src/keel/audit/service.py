@@ -1,14 +1,17 @@
-"""Writing to the audit log; every feature records security-relevant actions through here."""
+"""Writing and reading the audit log; every feature records security-relevant actions here."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.audit.models import AuditEntry
+from keel.platform.errors import Forbidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,35 @@ class RequestContext:
     ip: str | None = None
     request_id: str | None = None
     user_agent: str | None = None
+
+
+class AuditReader(Protocol):
+    """What reading the log needs to know about the caller (identity's Actor fits)."""
+
+    @property
+    def is_admin(self) -> bool: ...
+
+
+def _entry(
+    *,
+    action: str,
+    context: RequestContext,
+    actor_id: uuid.UUID | None,
+    target_type: str | None,
+    target_id: str | uuid.UUID | None,
+    outcome: str,
+    details: dict[str, Any] | None,
+) -> AuditEntry:
+    return AuditEntry(
+        actor_id=actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id) if target_id is not None else None,
+        ip=context.ip,
+        request_id=context.request_id,
+        outcome=outcome,
+        details=details or {},
+    )
 
 
 async def record(
@@ -36,14 +68,91 @@ async def record(
     `details` must never hold passwords, tokens or hashes.
     """
     session.add(
-        AuditEntry(
-            actor_id=actor_id,
+        _entry(
             action=action,
+            context=context,
+            actor_id=actor_id,
             target_type=target_type,
-            target_id=str(target_id) if target_id is not None else None,
-            ip=context.ip,
-            request_id=context.request_id,
+            target_id=target_id,
             outcome=outcome,
-            details=details or {},
+            details=details,
         )
     )
+
+
+async def record_detached(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    action: str,
+    context: RequestContext,
+    actor_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    outcome: str = "failure",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row in its own transaction, committed now.
+
+    For failures: the request's transaction rolls back with the error response, and the row
+    saying the attempt failed must survive that.
+    """
+    async with sessions() as session, session.begin():
+        await record(
+            session,
+            action=action,
+            context=context,
+            actor_id=actor_id,
+            target_type=target_type,
+            target_id=target_id,
+            outcome=outcome,
+            details=details,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    actor_id: uuid.UUID | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def list_entries(
+    session: AsyncSession,
+    actor: AuditReader,
+    *,
+    filters: AuditFilter,
+    page: int,
+    limit: int,
+) -> tuple[list[AuditEntry], int]:
+    """A page of the log, newest first; administrators only."""
+    if not actor.is_admin:
+        raise Forbidden("Administrator role required")
+    conditions = []
+    if filters.actor_id is not None:
+        conditions.append(AuditEntry.actor_id == filters.actor_id)
+    if filters.action is not None:
+        conditions.append(AuditEntry.action == filters.action)
+    if filters.since is not None:
+        conditions.append(AuditEntry.at >= filters.since)
+    if filters.until is not None:
+        conditions.append(AuditEntry.at < filters.until)
+    total = (
+        await session.execute(select(func.count()).select_from(AuditEntry).where(*conditions))
+    ).scalar_one()
+    result = await session.execute(
+        select(AuditEntry)
+        .where(*conditions)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .offset((page - 1) * limit)
+        .limit(limit)
+    )
+    return list(result.scalars()), int(total)
+
+
+async def entries_of_actor(session: AsyncSession, actor_id: uuid.UUID) -> list[AuditEntry]:
+    """Every row a user caused (for their data export)."""
+    result = await session.execute(
+        select(AuditEntry).where(AuditEntry.actor_id == actor_id).order_by(AuditEntry.id)
+    )
+    return list(result.scalars())

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keel.audit.service import RequestContext
 from keel.identity import service
 from keel.identity.service import Actor, Identity
-from keel.platform.db import get_database
 from keel.platform.errors import Forbidden, Unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
@@ -34,13 +34,12 @@ async def get_current_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
+    # async def: this runs on every authenticated request (a sync dependency costs a thread hop).
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token", code="UNAUTHORIZED")
-    async with get_database(request).sessions() as session:
-        actor = await service.authenticate(
-            session, get_identity(request), token=credentials.credentials
-        )
+    actor = await service.authenticate_token(get_identity(request), token=credentials.credentials)
     request.state.actor = actor
+    structlog.contextvars.bind_contextvars(user_id=str(actor.user_id))
     return actor
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, column, exists, func, select, table, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from keel.identity.models import AuthSession, User
+from keel.platform.db import UTCDateTime, UUIDType
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -15,26 +19,190 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(select(User).where(User.email == email.lower()))
+    result = await session.execute(select(User).where(User.email == email.strip().lower()))
     return result.scalar_one_or_none()
 
 
-async def family_is_live(
-    session: AsyncSession, *, family_id: uuid.UUID, user_id: uuid.UUID
+async def live_session_role(
+    conn: AsyncConnection, *, family_id: uuid.UUID, user_id: uuid.UUID
+) -> str | None:
+    """The user's role while the session family exists, has no revoked step and the user is
+    active; None otherwise. One round trip, Core only: this runs on cache misses of the
+    per-request authentication check."""
+    family = AuthSession.__table__
+    in_family = and_(family.c.family_id == family_id, family.c.user_id == user_id)
+    stmt = select(User.__table__.c.role).where(
+        User.__table__.c.id == user_id,
+        User.__table__.c.is_active.is_(True),
+        exists().where(in_family),
+        ~exists().where(in_family, family.c.revoked_at.is_not(None)),
+    )
+    row = (await conn.execute(stmt)).first()
+    return str(row[0]) if row else None
+
+
+async def get_session_by_jti_hash(session: AsyncSession, jti_hash: str) -> AuthSession | None:
+    result = await session.execute(
+        select(AuthSession)
+        .where(AuthSession.jti_hash == jti_hash)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def claim_for_rotation(
+    session: AsyncSession, *, session_id: uuid.UUID, used_at: datetime
 ) -> bool:
-    """True while the session family has no revoked step and its user is active."""
-    revoked = await session.execute(
-        select(AuthSession.id)
-        .where(AuthSession.family_id == family_id, AuthSession.revoked_at.is_not(None))
-        .limit(1)
+    """Mark a refresh step used, atomically: True for the one caller that got it.
+
+    Concurrent callers with the same token wait on the row lock (PostgreSQL) or the database
+    lock (SQLite) and then see it already used.
+    """
+    result = await session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.used_at.is_(None),
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(used_at=used_at)
+        .execution_options(synchronize_session=False)
     )
-    if revoked.first() is not None:
-        return False
-    exists = await session.execute(
-        select(User.is_active)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.family_id == family_id, User.id == user_id)
-        .limit(1)
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def revoke_families(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    revoked_at: datetime,
+    family_ids: list[uuid.UUID] | None = None,
+    keep: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Revoke the given families of a user (all when None, except `keep`); return their ids."""
+    conditions = [AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)]
+    if family_ids is not None:
+        conditions.append(AuthSession.family_id.in_(family_ids))
+    if keep is not None:
+        conditions.append(AuthSession.family_id != keep)
+    ids = (
+        await session.execute(select(AuthSession.family_id).where(*conditions).distinct())
+    ).scalars()
+    revoked = list(ids)
+    if revoked:
+        await session.execute(
+            update(AuthSession)
+            .where(*conditions)
+            .values(revoked_at=revoked_at)
+            .execution_options(synchronize_session=False)
+        )
+    return revoked
+
+
+async def family_ids_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    result = await session.execute(
+        select(AuthSession.family_id).where(AuthSession.user_id == user_id).distinct()
     )
-    row = exists.first()
-    return bool(row and row[0])
+    return list(result.scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySummary:
+    family_id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+
+
+async def live_families(
+    session: AsyncSession, *, user_id: uuid.UUID, now: datetime
+) -> list[FamilySummary]:
+    """The user's sessions that can still be refreshed, newest activity first."""
+    agg = (
+        select(
+            AuthSession.family_id,
+            func.min(AuthSession.issued_at).label("created_at"),
+            func.max(AuthSession.issued_at).label("last_used_at"),
+            func.max(AuthSession.expires_at).label("expires_at"),
+        )
+        .where(AuthSession.user_id == user_id)
+        .group_by(AuthSession.family_id)
+        .having(func.count(AuthSession.revoked_at) == 0)
+    )
+    families = {row.family_id: row for row in (await session.execute(agg)).all()}
+    families = {fid: row for fid, row in families.items() if row.expires_at > now}
+    if not families:
+        return []
+    heads = await session.execute(
+        select(AuthSession.family_id, AuthSession.user_agent, AuthSession.ip)
+        .where(AuthSession.family_id.in_(list(families)), AuthSession.used_at.is_(None))
+        .order_by(AuthSession.issued_at)
+    )
+    where = {row.family_id: row for row in heads.all()}
+    summaries = [
+        FamilySummary(
+            family_id=fid,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            expires_at=row.expires_at,
+            user_agent=where[fid].user_agent if fid in where else None,
+            ip=where[fid].ip if fid in where else None,
+        )
+        for fid, row in families.items()
+    ]
+    return sorted(summaries, key=lambda s: s.last_used_at, reverse=True)
+
+
+async def list_users(session: AsyncSession, *, offset: int, limit: int) -> tuple[list[User], int]:
+    total = (await session.execute(select(func.count()).select_from(User))).scalar_one()
+    result = await session.execute(
+        select(User).order_by(User.created_at.desc(), User.id).offset(offset).limit(limit)
+    )
+    return list(result.scalars()), int(total)
+
+
+# The projects table read for data exports, through SQL rather than the projects feature's
+# models (identity must not depend on another feature's internals).
+projects_table = table(
+    "projects",
+    column("id", UUIDType),
+    column("user_id", UUIDType),
+    column("name"),
+    column("description"),
+    column("status"),
+    column("created_at", UTCDateTime()),
+    column("updated_at", UTCDateTime()),
+    column("deleted_at", UTCDateTime()),
+)
+
+
+async def projects_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    # Any: JSON-ready project rows.
+    t = projects_table
+    result = await session.execute(
+        select(
+            t.c.id,
+            t.c.name,
+            t.c.description,
+            t.c.status,
+            t.c.created_at,
+            t.c.updated_at,
+            t.c.deleted_at,
+        )
+        .where(t.c.user_id == user_id)
+        .order_by(t.c.created_at)
+    )
+    return [
+        {
+            "id": str(row.id),
+            "name": row.name,
+            "description": row.description,
+            "status": row.status,
+            "createdAt": row.created_at.isoformat(),
+            "updatedAt": row.updated_at.isoformat(),
+            "deletedAt": row.deleted_at.isoformat() if row.deleted_at else None,
+        }
+        for row in result.all()
+    ]

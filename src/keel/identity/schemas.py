@@ -4,42 +4,133 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
+from keel.identity.passwords import MAX_LENGTH, check_new_password
 from keel.platform.schemas import ApiModel, RequestModel, SafeStr
 
-Password = Annotated[SafeStr, Field(min_length=8, max_length=128)]
+# Length is checked by the validator (so the 400 names the rule); the schema still documents it.
+NewPassword = Annotated[
+    SafeStr,
+    AfterValidator(check_new_password),
+    Field(json_schema_extra={"minLength": 8, "maxLength": MAX_LENGTH}),
+]
+AnyPassword = Annotated[SafeStr, Field(min_length=1, max_length=MAX_LENGTH)]
 Name = Annotated[SafeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+TotpCode = Annotated[SafeStr, StringConstraints(pattern=r"^[0-9]{6}$")]
+Role = Literal["user", "admin"]
 
 
 class UserOut(ApiModel):
     id: uuid.UUID
     email: str
     name: str
-    role: Literal["user", "admin"]
+    role: Role
     created_at: datetime
+
+
+class AdminUserOut(UserOut):
+    is_active: bool
+    mfa_enabled: bool
+    updated_at: datetime
 
 
 class RegisterIn(RequestModel):
     email: EmailStr = Field(max_length=320)
-    password: Password
+    password: NewPassword
     name: Name
 
 
 class LoginIn(RequestModel):
     email: Annotated[SafeStr, Field(min_length=1, max_length=320)]
-    password: Annotated[SafeStr, Field(min_length=1, max_length=128)]
-    totp: Annotated[SafeStr, Field(min_length=6, max_length=8)] | None = None
+    password: AnyPassword
+    totp: TotpCode | None = Field(default=None, description="Required when MFA is enabled")
+
+
+class RefreshIn(RequestModel):
+    refresh_token: Annotated[SafeStr, Field(min_length=1, max_length=4096)]
+
+
+class LogoutIn(RefreshIn):
+    pass
+
+
+class PasswordChangeIn(RequestModel):
+    current_password: AnyPassword
+    new_password: NewPassword
+
+
+class AccountDeleteIn(RequestModel):
+    password: AnyPassword
 
 
 class TokenPair(ApiModel):
     access_token: str
     refresh_token: str
     token_type: Literal["Bearer"] = "Bearer"
-    expires_in: int
+    expires_in: int = Field(description="Seconds until the access token expires")
 
 
 class AuthOut(TokenPair):
     user: UserOut
+
+
+class SessionOut(ApiModel):
+    id: uuid.UUID = Field(description="The session id (the `sid` claim of its access tokens)")
+    created_at: datetime
+    last_used_at: datetime = Field(description="Last sign-in or token refresh")
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool = Field(description="True for the session of the token making this call")
+
+
+class SessionList(ApiModel):
+    data: list[SessionOut]
+
+
+class MfaSetupOut(ApiModel):
+    secret: str = Field(description="Base32 TOTP secret, shown once")
+    otpauth_uri: str
+
+
+class MfaCodeIn(RequestModel):
+    code: TotpCode
+
+
+class MfaDisableIn(RequestModel):
+    password: AnyPassword
+    code: TotpCode
+
+
+class Pagination(ApiModel):
+    page: int
+    limit: int
+    total: int
+    total_pages: int
+
+
+class UserPage(ApiModel):
+    data: list[AdminUserOut]
+    pagination: Pagination
+
+
+class UserPatchIn(RequestModel):
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class ExportOut(ApiModel):
+    """Everything Keel holds about the caller (GDPR Art. 20), as plain JSON."""
+
+    exported_at: datetime
+    user: AdminUserOut
+    sessions: list[SessionOut]
+    projects: list[dict[str, Any]]  # Any: project rows as JSON objects
+    audit_log: list[dict[str, Any]]  # Any: audit rows as JSON objects
+
+
+class Jwks(ApiModel):
+    keys: list[dict[str, str]]

@@ -1,23 +1,67 @@
-"""Identity rules: registration, login, token issuance and verification."""
+"""Identity rules: accounts, sign-in, rotating refresh tokens, sessions, MFA, roles.
+
+Services take an explicit actor (or proof of identity) and the request's session, and only
+flush. Two kinds of writes must outlive a failing request and so get their own transaction:
+audit rows for failed sign-ins, and revoking a family when a refresh token is reused.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import math
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pyotp
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
 from keel.audit import service as audit
 from keel.audit.service import RequestContext
 from keel.identity import repository
 from keel.identity.models import AuthSession, User
-from keel.identity.schemas import LoginIn, RegisterIn
-from keel.platform.db import utcnow
-from keel.platform.errors import Conflict, Unauthorized
-from keel.platform.security import PasswordHasher, TokenCodec, TokenError, sha256_hex
+from keel.identity.schemas import LoginIn, RegisterIn, UserPatchIn
+from keel.identity.throttle import (
+    LoginThrottle,
+    MemoryLoginThrottle,
+    RedisLoginThrottle,
+    Scope,
+)
+from keel.platform.cache import Cache
+from keel.platform.db import Database, set_rls_actor, utcnow
+from keel.platform.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from keel.platform.security import (
+    Encryptor,
+    PasswordHasher,
+    TokenCodec,
+    TokenError,
+    derive_key,
+    keyed_hash,
+    sha256_hex,
+)
 from keel.settings import Settings
+
+log = structlog.get_logger("keel.identity")
+
+SESSION_CACHE_PREFIX = "identity:session:"
+# Cached for a family that is revoked, or whose user is gone or deactivated.
+DEAD = b"!"
+TOTP_ISSUER = "Keel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +84,91 @@ class IssuedTokens:
     expires_in: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class Identity:
-    """What identity services need from the app: settings, the hasher and the token codec."""
+    """What identity services need from the app, built once in create_app.
+
+    `state` is the app's state: the cache and Redis client are looked up there when used, so
+    the identity feature shares whatever the platform wired.
+    """
 
     settings: Settings
     hasher: PasswordHasher
     tokens: TokenCodec
+    database: Database | None = None
+    encryptor: Encryptor | None = None
+    state: State | None = None
+    _throttle: LoginThrottle | None = field(default=None, init=False)
+    _child_key: bytes = field(default=b"", init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        # Derives the next refresh token's jti from the one it replaces, so concurrent
+        # refreshes within the grace window can be answered with the same pair again
+        # without storing any token.
+        self._child_key = derive_key(self.settings.signing_secret, b"refresh-rotation")
+
+    @property
+    def cache(self) -> Cache:
+        if self.state is None:  # pragma: no cover - create_app always passes the state
+            raise RuntimeError("Identity has no app state")
+        cache: Cache = self.state.cache
+        return cache
+
+    @property
+    def db(self) -> Database:
+        if self.database is None:  # pragma: no cover - create_app always passes the database
+            raise RuntimeError("Identity has no database")
+        return self.database
+
+    @property
+    def throttle(self) -> LoginThrottle:
+        if self._throttle is None:
+            redis: Redis | None = getattr(self.state, "redis", None) if self.state else None
+            window = self.settings.login_failure_window_seconds
+            lockout = self.settings.login_lockout_seconds
+            self._throttle = (
+                RedisLoginThrottle(redis, window_seconds=window, lockout_seconds=lockout)
+                if redis is not None
+                else MemoryLoginThrottle(window_seconds=window, lockout_seconds=lockout)
+            )
+        return self._throttle
+
+    def child_jti(self, parent_jti: str, purpose: str) -> str:
+        return keyed_hash(self._child_key, f"{purpose}:{parent_jti}")[:32]
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a fire-and-forget coroutine, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+# --- tokens and sessions -------------------------------------------------------------------
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    # JWT times are whole seconds; storing the same instant lets a pair be re-derived exactly.
+    return moment.replace(microsecond=0)
 
 
 def _issue(
-    identity: Identity, *, user: User, family_id: uuid.UUID, refresh_jti: str
+    identity: Identity,
+    *,
+    user: User,
+    family_id: uuid.UUID,
+    refresh_jti: str,
+    issued_at: datetime,
 ) -> IssuedTokens:
+    """Sign a pair; a pure function of its inputs, so it can be repeated to the byte."""
     settings = identity.settings
     access = identity.tokens.encode(
         subject=str(user.id),
         token_type="access",
         ttl=timedelta(seconds=settings.access_token_ttl_seconds),
         claims={"sid": str(family_id), "role": user.role},
+        jti=identity.child_jti(refresh_jti, "access"),
+        now=issued_at,
     )
     refresh = identity.tokens.encode(
         subject=str(user.id),
@@ -65,8 +176,13 @@ def _issue(
         ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
         claims={"sid": str(family_id)},
         jti=refresh_jti,
+        now=issued_at,
     )
     return IssuedTokens(access, refresh, settings.access_token_ttl_seconds)
+
+
+def _trim_agent(context: RequestContext) -> str | None:
+    return (context.user_agent or "")[:512] or None
 
 
 async def start_session(
@@ -75,24 +191,82 @@ async def start_session(
     """Open a new session family for a user who just proved who they are."""
     family_id = uuid.uuid4()
     jti = uuid.uuid4().hex
+    now = _whole_seconds(utcnow())
     session.add(
         AuthSession(
             jti_hash=sha256_hex(jti),
             family_id=family_id,
             user_id=user.id,
-            expires_at=utcnow() + timedelta(seconds=identity.settings.refresh_token_ttl_seconds),
-            user_agent=(context.user_agent or "")[:512] or None,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=identity.settings.refresh_token_ttl_seconds),
+            user_agent=_trim_agent(context),
             ip=context.ip,
         )
     )
     await session.flush()
-    return _issue(identity, user=user, family_id=family_id, refresh_jti=jti)
+    return _issue(identity, user=user, family_id=family_id, refresh_jti=jti, issued_at=now)
+
+
+def session_cache_key(family_id: uuid.UUID) -> str:
+    return f"{SESSION_CACHE_PREFIX}{family_id}"
+
+
+async def forget_sessions(
+    session: AsyncSession, identity: Identity, family_ids: list[uuid.UUID]
+) -> None:
+    """Drop the cached liveness of sessions whose state this transaction changes.
+
+    Deleted now and once more after commit: a request that read the old state from the
+    database between the two could otherwise cache it again.
+    """
+    if not family_ids:
+        return
+    keys = [session_cache_key(fid) for fid in family_ids]
+    await identity.cache.delete(*keys)
+
+    def after_commit(_session: object) -> None:
+        identity.spawn(identity.cache.delete(*keys))
+
+    event.listen(session.sync_session, "after_commit", after_commit, once=True)
+
+
+async def authenticate_token(identity: Identity, *, token: str) -> Actor:
+    """Verify an access token and that its session and user are still live.
+
+    On the hot path of every authenticated request: the liveness answer (the user's current
+    role, or DEAD) comes from the cache; only a miss reads the database.
+    """
+    try:
+        claims = identity.tokens.decode(token, token_type="access")
+        user_id = uuid.UUID(str(claims["sub"]))
+        session_id = uuid.UUID(str(claims["sid"]))
+    except (TokenError, KeyError, ValueError) as exc:
+        raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from exc
+    key = session_cache_key(session_id)
+    state = await identity.cache.get(key)
+    if state is None:
+        async with identity.db.primary.connect() as conn:
+            role = await repository.live_session_role(conn, family_id=session_id, user_id=user_id)
+        state = role.encode() if role else DEAD
+        await identity.cache.set(key, state, ttl=identity.settings.auth_cache_ttl_seconds)
+    if state == DEAD:
+        raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
+    # The role comes from the server, not the token: a demotion applies at once.
+    return Actor(user_id=user_id, role=state.decode(), session_id=session_id)
+
+
+async def authenticate(session: AsyncSession | None, identity: Identity, *, token: str) -> Actor:
+    """Kept for callers of the first version; the session is no longer needed."""
+    return await authenticate_token(identity, token=token)
+
+
+# --- registration and sign-in --------------------------------------------------------------
 
 
 async def register(
     session: AsyncSession, identity: Identity, *, data: RegisterIn, context: RequestContext
 ) -> tuple[User, IssuedTokens]:
-    email = str(data.email).lower()
+    email = str(data.email).strip().lower()
     if await repository.get_user_by_email(session, email) is not None:
         raise Conflict("An account with this email already exists", code="EMAIL_TAKEN")
     user = User(
@@ -117,20 +291,112 @@ async def register(
     return user, await start_session(session, identity, user=user, context=context)
 
 
+def _login_scopes(identity: Identity, *, email: str, context: RequestContext) -> list[Scope]:
+    settings = identity.settings
+    scopes = [Scope.account(email, settings.login_max_failures_per_account)]
+    if context.ip:
+        scopes.append(Scope.ip(context.ip, settings.login_max_failures_per_ip))
+    return scopes
+
+
+def _locked_error(retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        "Too many failed sign-in attempts; try again later",
+        code="LOGIN_LOCKED",
+        headers={"Retry-After": str(max(1, retry_after))},
+    )
+
+
+async def _login_failed(
+    identity: Identity,
+    *,
+    scopes: list[Scope],
+    user: User | None,
+    context: RequestContext,
+    reason: str,
+) -> None:
+    """Count the failure, audit it (and any lock it caused) in a transaction of its own."""
+    locked = await identity.throttle.record_failure(scopes)
+    actor_id = user.id if user else None
+    await audit.record_detached(
+        identity.db.sessions,
+        action="auth.login",
+        context=context,
+        actor_id=actor_id,
+        outcome="failure",
+        details={"reason": reason},
+    )
+    for scope in locked:
+        await audit.record_detached(
+            identity.db.sessions,
+            action="auth.lockout",
+            context=context,
+            actor_id=actor_id if scope.kind == "account" else None,
+            target_type=scope.kind,
+            outcome="success",
+            details={"lockoutSeconds": identity.settings.login_lockout_seconds},
+        )
+
+
+def _totp(secret: str) -> pyotp.TOTP:
+    return pyotp.TOTP(secret)
+
+
+def _accepted_totp_step(secret: str, code: str, *, last_step: int | None) -> int | None:
+    """The time step a code belongs to (now, or one step either side for clock drift),
+    unless that step was already used."""
+    totp = _totp(secret)
+    now = datetime.now(UTC)
+    for drift in (0, -1, 1):
+        moment = now + timedelta(seconds=drift * totp.interval)
+        if hmac.compare_digest(totp.at(moment), code):
+            step = int(totp.timecode(moment))
+            return step if last_step is None or step > last_step else None
+    return None
+
+
+def _mfa_secret(identity: Identity, user: User) -> str:
+    assert identity.encryptor is not None
+    assert user.mfa_secret_encrypted is not None
+    return identity.encryptor.decrypt(
+        user.mfa_secret_encrypted, associated_data=user.id.bytes
+    ).decode()
+
+
 async def login(
     session: AsyncSession, identity: Identity, *, data: LoginIn, context: RequestContext
 ) -> tuple[User, IssuedTokens]:
-    user = await repository.get_user_by_email(session, data.email)
-    valid = await identity.hasher.verify(user.password_hash if user else None, data.password)
-    if user is None or not valid or not user.is_active:
-        await audit.record(
-            session,
+    email = data.email.strip().lower()
+    scopes = _login_scopes(identity, email=email, context=context)
+    retry_after = await identity.throttle.retry_after(scopes)
+    if retry_after:
+        await audit.record_detached(
+            identity.db.sessions,
             action="auth.login",
             context=context,
             outcome="failure",
-            actor_id=user.id if user else None,
+            details={"reason": "locked"},
         )
+        raise _locked_error(retry_after)
+    user = await repository.get_user_by_email(session, email)
+    valid = await identity.hasher.verify(user.password_hash if user else None, data.password)
+    if user is None or not valid or not user.is_active:
+        reason = "inactive" if user is not None and valid else "invalid_credentials"
+        await _login_failed(identity, scopes=scopes, user=user, context=context, reason=reason)
         raise Unauthorized("Invalid email or password", code="INVALID_CREDENTIALS")
+    if user.mfa_enabled:
+        if data.totp is None:
+            raise Unauthorized("A TOTP code is required for this account", code="MFA_REQUIRED")
+        step = _accepted_totp_step(
+            _mfa_secret(identity, user), data.totp, last_step=user.mfa_last_step
+        )
+        if step is None:
+            await _login_failed(
+                identity, scopes=scopes, user=user, context=context, reason="invalid_totp"
+            )
+            raise Unauthorized("Invalid TOTP code", code="INVALID_TOTP")
+        user.mfa_last_step = step
+    await identity.throttle.reset(scopes[0])
     if identity.hasher.needs_rehash(user.password_hash):
         user.password_hash = await identity.hasher.hash(data.password)
     await audit.record(
@@ -144,22 +410,132 @@ async def login(
     return user, await start_session(session, identity, user=user, context=context)
 
 
-async def authenticate(session: AsyncSession, identity: Identity, *, token: str) -> Actor:
-    """Verify an access token and that its session is still live."""
+# --- refresh and logout --------------------------------------------------------------------
+
+
+def _invalid_refresh() -> Unauthorized:
+    return Unauthorized("Invalid or expired refresh token", code="INVALID_TOKEN")
+
+
+async def _step_for_token(
+    session: AsyncSession, identity: Identity, *, token: str
+) -> tuple[AuthSession, str]:
+    """The stored step a refresh token stands for (and its jti), or 401."""
     try:
-        claims = identity.tokens.decode(token, token_type="access")
-        actor = Actor(
-            user_id=uuid.UUID(claims["sub"]),
-            role=str(claims["role"]),
-            session_id=uuid.UUID(claims["sid"]),
-        )
+        claims = identity.tokens.decode(token, token_type="refresh")
+        jti = str(claims["jti"])
+        user_id = uuid.UUID(str(claims["sub"]))
+        family_id = uuid.UUID(str(claims["sid"]))
     except (TokenError, KeyError, ValueError) as exc:
-        raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from exc
-    if not await repository.family_is_live(
-        session, family_id=actor.session_id, user_id=actor.user_id
-    ):
+        raise _invalid_refresh() from exc
+    step = await repository.get_session_by_jti_hash(session, sha256_hex(jti))
+    if step is None or step.user_id != user_id or step.family_id != family_id:
+        raise _invalid_refresh()
+    return step, jti
+
+
+async def _revoke_family_detached(
+    identity: Identity, *, step: AuthSession, context: RequestContext
+) -> None:
+    """Refresh-token theft: revoke the whole family and audit it, committed now."""
+    now = utcnow()
+    async with identity.db.sessions() as detached, detached.begin():
+        await repository.revoke_families(
+            detached, user_id=step.user_id, family_ids=[step.family_id], revoked_at=now
+        )
+        await audit.record(
+            detached,
+            action="auth.refresh_reuse",
+            context=context,
+            actor_id=step.user_id,
+            target_type="session",
+            target_id=step.family_id,
+            outcome="failure",
+            details={"familyRevoked": True},
+        )
+    await identity.cache.delete(session_cache_key(step.family_id))
+    log.warning("refresh_token_reuse", family_id=str(step.family_id))
+
+
+async def refresh(
+    session: AsyncSession, identity: Identity, *, token: str, context: RequestContext
+) -> IssuedTokens:
+    """Rotate a refresh token: the presented one is used up and a new pair issued.
+
+    Presenting a used token again within the grace window (several tabs refreshing at once)
+    returns the very same new pair; after it, the family is revoked as stolen.
+    """
+    step, jti = await _step_for_token(session, identity, token=token)
+    if step.revoked_at is not None:
         raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
-    return actor
+    user = await repository.get_user(session, step.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
+    now = _whole_seconds(utcnow())
+    if step.expires_at <= now:
+        raise _invalid_refresh()
+    if step.used_at is None:
+        if await repository.claim_for_rotation(session, session_id=step.id, used_at=now):
+            child = identity.child_jti(jti, "refresh")
+            session.add(
+                AuthSession(
+                    jti_hash=sha256_hex(child),
+                    family_id=step.family_id,
+                    user_id=step.user_id,
+                    parent_id=step.id,
+                    issued_at=now,
+                    expires_at=now + timedelta(seconds=identity.settings.refresh_token_ttl_seconds),
+                    user_agent=_trim_agent(context),
+                    ip=context.ip,
+                )
+            )
+            await session.flush()
+            return _issue(
+                identity, user=user, family_id=step.family_id, refresh_jti=child, issued_at=now
+            )
+        # Another request rotated it a moment ago: read what it wrote.
+        fresh = await repository.get_session_by_jti_hash(session, step.jti_hash)
+        if fresh is None or fresh.revoked_at is not None or fresh.used_at is None:
+            raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
+        step = fresh
+    assert step.used_at is not None
+    used_at = step.used_at
+    if (now - used_at).total_seconds() > identity.settings.refresh_grace_seconds:
+        await _revoke_family_detached(identity, step=step, context=context)
+        raise Unauthorized(
+            "Refresh token was already used; the session is revoked", code="REFRESH_TOKEN_REUSED"
+        )
+    return _issue(
+        identity,
+        user=user,
+        family_id=step.family_id,
+        refresh_jti=identity.child_jti(jti, "refresh"),
+        issued_at=used_at,
+    )
+
+
+async def logout(
+    session: AsyncSession, identity: Identity, *, token: str, context: RequestContext
+) -> None:
+    """End the session family of a refresh token; other sessions are untouched."""
+    step, _ = await _step_for_token(session, identity, token=token)
+    revoked = await repository.revoke_families(
+        session, user_id=step.user_id, family_ids=[step.family_id], revoked_at=utcnow()
+    )
+    if not revoked:
+        raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
+    await forget_sessions(session, identity, revoked)
+    await audit.record(
+        session,
+        action="auth.logout",
+        context=context,
+        actor_id=step.user_id,
+        target_type="session",
+        target_id=step.family_id,
+    )
+
+
+# --- the signed-in user --------------------------------------------------------------------
 
 
 async def get_profile(session: AsyncSession, actor: Actor) -> User:
@@ -167,3 +543,329 @@ async def get_profile(session: AsyncSession, actor: Actor) -> User:
     if user is None:
         raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
     return user
+
+
+async def list_sessions(session: AsyncSession, actor: Actor) -> list[repository.FamilySummary]:
+    return await repository.live_families(session, user_id=actor.user_id, now=utcnow())
+
+
+async def revoke_session(
+    session: AsyncSession,
+    identity: Identity,
+    actor: Actor,
+    *,
+    family_id: uuid.UUID,
+    context: RequestContext,
+) -> None:
+    """Revoke one of the caller's own sessions; anyone else's is 'not found'."""
+    revoked = await repository.revoke_families(
+        session, user_id=actor.user_id, family_ids=[family_id], revoked_at=utcnow()
+    )
+    if not revoked:
+        raise NotFound("Session not found")
+    await forget_sessions(session, identity, revoked)
+    await audit.record(
+        session,
+        action="auth.session_revoke",
+        context=context,
+        actor_id=actor.user_id,
+        target_type="session",
+        target_id=family_id,
+    )
+
+
+async def _require_password(identity: Identity, user: User, password: str) -> None:
+    if not await identity.hasher.verify(user.password_hash, password):
+        raise Forbidden("The password is not correct", code="INVALID_PASSWORD")
+
+
+async def change_password(
+    session: AsyncSession,
+    identity: Identity,
+    actor: Actor,
+    *,
+    current_password: str,
+    new_password: str,
+    context: RequestContext,
+) -> None:
+    """Set a new password (proving the current one) and sign out every other session."""
+    user = await get_profile(session, actor)
+    await _require_password(identity, user, current_password)
+    user.password_hash = await identity.hasher.hash(new_password)
+    revoked = await repository.revoke_families(
+        session, user_id=user.id, keep=actor.session_id, revoked_at=utcnow()
+    )
+    await session.flush()
+    await forget_sessions(session, identity, revoked)
+    await audit.record(
+        session,
+        action="auth.password_change",
+        context=context,
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+        details={"sessionsRevoked": len(revoked)},
+    )
+
+
+# --- MFA -----------------------------------------------------------------------------------
+
+
+async def start_mfa_enrolment(
+    session: AsyncSession, identity: Identity, actor: Actor, *, context: RequestContext
+) -> tuple[str, str]:
+    """Create a TOTP secret (stored encrypted, not yet required); returns it and its URI."""
+    assert identity.encryptor is not None
+    user = await get_profile(session, actor)
+    if user.mfa_enabled:
+        raise Conflict("MFA is already enabled; disable it first", code="MFA_ALREADY_ENABLED")
+    secret = pyotp.random_base32()
+    user.mfa_secret_encrypted = identity.encryptor.encrypt(
+        secret.encode(), associated_data=user.id.bytes
+    )
+    user.mfa_last_step = None
+    await session.flush()
+    await audit.record(
+        session,
+        action="auth.mfa_enrol",
+        context=context,
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+    )
+    uri = _totp(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+    return secret, uri
+
+
+def _check_code(identity: Identity, user: User, code: str) -> None:
+    if user.mfa_secret_encrypted is None:
+        raise Conflict("Start MFA enrolment first", code="MFA_NOT_ENROLLED")
+    step = _accepted_totp_step(_mfa_secret(identity, user), code, last_step=user.mfa_last_step)
+    if step is None:
+        raise BadRequest("Invalid TOTP code", code="INVALID_TOTP")
+    user.mfa_last_step = step
+
+
+async def confirm_mfa(
+    session: AsyncSession,
+    identity: Identity,
+    actor: Actor,
+    *,
+    code: str,
+    context: RequestContext,
+) -> None:
+    """Turn MFA on after the user proved their authenticator produces valid codes."""
+    user = await get_profile(session, actor)
+    if user.mfa_enabled:
+        raise Conflict("MFA is already enabled", code="MFA_ALREADY_ENABLED")
+    _check_code(identity, user, code)
+    user.mfa_enabled = True
+    await session.flush()
+    await audit.record(
+        session,
+        action="auth.mfa_enable",
+        context=context,
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+    )
+
+
+async def disable_mfa(
+    session: AsyncSession,
+    identity: Identity,
+    actor: Actor,
+    *,
+    password: str,
+    code: str,
+    context: RequestContext,
+) -> None:
+    user = await get_profile(session, actor)
+    if not user.mfa_enabled:
+        raise Conflict("MFA is not enabled", code="MFA_NOT_ENABLED")
+    await _require_password(identity, user, password)
+    _check_code(identity, user, code)
+    user.mfa_enabled = False
+    user.mfa_secret_encrypted = None
+    await session.flush()
+    await audit.record(
+        session,
+        action="auth.mfa_disable",
+        context=context,
+        actor_id=user.id,
+        target_type="user",
+        target_id=user.id,
+    )
+
+
+# --- GDPR ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    user: User
+    sessions: list[repository.FamilySummary]
+    projects: list[dict[str, Any]]  # Any: JSON-ready rows
+    audit_log: list[dict[str, Any]]  # Any: JSON-ready rows
+
+
+async def export_data(session: AsyncSession, actor: Actor) -> Export:
+    """Everything stored about the caller, for data portability (GDPR Art. 20)."""
+    user = await get_profile(session, actor)
+    await set_rls_actor(session, user_id=user.id, role=user.role)
+    entries = await audit.entries_of_actor(session, user.id)
+    return Export(
+        user=user,
+        sessions=await repository.live_families(session, user_id=user.id, now=utcnow()),
+        projects=await repository.projects_of_user(session, user.id),
+        audit_log=[
+            {
+                "at": entry.at.isoformat(),
+                "action": entry.action,
+                "outcome": entry.outcome,
+                "ip": entry.ip,
+                "targetType": entry.target_type,
+                "targetId": entry.target_id,
+            }
+            for entry in entries
+        ],
+    )
+
+
+async def delete_account(
+    session: AsyncSession,
+    identity: Identity,
+    actor: Actor,
+    *,
+    password: str,
+    context: RequestContext,
+) -> None:
+    """Erase the caller's account, sessions and projects (GDPR Art. 17).
+
+    The audit trail keeps rows naming the user id (no personal data beyond IPs), as the
+    record of security events the operator must keep.
+    """
+    user = await get_profile(session, actor)
+    await _require_password(identity, user, password)
+    families = await repository.family_ids_of_user(session, user.id)
+    await set_rls_actor(session, user_id=user.id, role=user.role)
+    await session.delete(user)
+    await session.flush()
+    await forget_sessions(session, identity, families)
+    await audit.record(
+        session,
+        action="auth.account_delete",
+        context=context,
+        actor_id=actor.user_id,
+        target_type="user",
+        target_id=actor.user_id,
+    )
+
+
+# --- administration ------------------------------------------------------------------------
+
+
+def require_admin(actor: Actor) -> None:
+    """Authorization enforced again in the service, whatever the route declared."""
+    if not actor.is_admin:
+        raise Forbidden("Administrator role required")
+
+
+async def list_users(
+    session: AsyncSession, actor: Actor, *, page: int, limit: int
+) -> tuple[list[User], int]:
+    require_admin(actor)
+    return await repository.list_users(session, offset=(page - 1) * limit, limit=limit)
+
+
+def total_pages(total: int, limit: int) -> int:
+    return math.ceil(total / limit) if total else 0
+
+
+async def update_user(
+    session: AsyncSession,
+    identity: Identity,
+    actor: Actor,
+    *,
+    user_id: uuid.UUID,
+    changes: UserPatchIn,
+    context: RequestContext,
+) -> User:
+    """Change a user's role or activation; deactivation signs them out everywhere."""
+    require_admin(actor)
+    user = await repository.get_user(session, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    if user.id == actor.user_id and (
+        (changes.role is not None and changes.role != user.role) or changes.is_active is False
+    ):
+        raise Conflict("Administrators cannot demote or deactivate themselves", code="SELF_CHANGE")
+    touched = False
+    if changes.role is not None and changes.role != user.role:
+        await audit.record(
+            session,
+            action="user.role_change",
+            context=context,
+            actor_id=actor.user_id,
+            target_type="user",
+            target_id=user.id,
+            details={"from": user.role, "to": changes.role},
+        )
+        user.role = changes.role
+        touched = True
+    if changes.is_active is not None and changes.is_active != user.is_active:
+        await audit.record(
+            session,
+            action="user.activation_change",
+            context=context,
+            actor_id=actor.user_id,
+            target_type="user",
+            target_id=user.id,
+            details={"isActive": changes.is_active},
+        )
+        user.is_active = changes.is_active
+        touched = True
+        if not changes.is_active:
+            await repository.revoke_families(session, user_id=user.id, revoked_at=utcnow())
+    await session.flush()
+    if touched:
+        # Every session of the user re-reads role and activation on its next request.
+        await forget_sessions(
+            session, identity, await repository.family_ids_of_user(session, user.id)
+        )
+    return user
+
+
+async def ensure_admin(
+    session: AsyncSession, identity: Identity, *, email: str, password: str, name: str
+) -> tuple[User, bool]:
+    """Make the account an administrator, creating it when missing (for the CLI).
+
+    Returns the user and whether it was created. An existing user keeps their password.
+    """
+    email = email.strip().lower()
+    user = await repository.get_user_by_email(session, email)
+    created = user is None
+    if user is None:
+        user = User(
+            email=email,
+            name=name,
+            role="admin",
+            password_hash=await identity.hasher.hash(password),
+        )
+        session.add(user)
+    else:
+        user.role = "admin"
+        user.is_active = True
+    await session.flush()
+    await audit.record(
+        session,
+        action="user.create_admin",
+        context=RequestContext(request_id="cli"),
+        target_type="user",
+        target_id=user.id,
+        details={"created": created},
+    )
+    # Running servers re-read the role when their cached session state is dropped.
+    await forget_sessions(session, identity, await repository.family_ids_of_user(session, user.id))
+    return user, created

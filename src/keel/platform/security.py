@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
+import json
 import os
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from keel.platform.errors import ServiceUnavailable
 
@@ -43,6 +49,7 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="argon2")
         self._slots = asyncio.Semaphore(pool_size)
         self._queue_timeout = queue_timeout
+        self.pool_size = pool_size
         # Verified against when the email is unknown, so that path costs one verification too.
         self._dummy_hash = self._hasher.hash(os.urandom(16).hex())
 
@@ -52,7 +59,9 @@ class PasswordHasher:
             await asyncio.wait_for(self._slots.acquire(), timeout=self._queue_timeout)
         except TimeoutError as exc:
             raise ServiceUnavailable(
-                "Too many sign-ins in progress; try again shortly", headers={"Retry-After": "2"}
+                "Too many sign-ins in progress; try again shortly",
+                headers={"Retry-After": str(max(1, round(self._queue_timeout)))},
+                code="HASH_POOL_BUSY",
             ) from exc
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -107,11 +116,27 @@ class TokenCodec:
                 raise ValueError(f"{algorithm} needs a private key")
             self._signing_key = private_key
             self._verify_key = private_key.public_key()
+            self.key_id = key_id or _thumbprint(self._public_jwk())
 
     @property
     def public_key(self) -> Any:
         # Any: a cryptography public key; None for HMAC.
         return None if self.algorithm == "HS256" else self._verify_key
+
+    def _public_jwk(self) -> dict[str, str]:
+        if self.algorithm == "RS256":
+            jwk: dict[str, str] = RSAAlgorithm.to_jwk(self._verify_key, as_dict=True)
+        else:
+            jwk = OKPAlgorithm.to_jwk(self._verify_key, as_dict=True)
+        return {k: str(v) for k, v in jwk.items()}
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public keys as a JWK Set (empty for HS256: a shared secret is never published)."""
+        if self.algorithm == "HS256":
+            return {"keys": []}
+        jwk = self._public_jwk()
+        jwk.update({"kid": self.key_id or "", "use": "sig", "alg": self.algorithm})
+        return {"keys": [jwk]}
 
     def encode(
         self,
@@ -150,6 +175,56 @@ class TokenCodec:
         if payload.get("type") != token_type:
             raise TokenError(f"expected a {token_type} token")
         return payload
+
+
+def _thumbprint(jwk: Mapping[str, str]) -> str:
+    """RFC 7638 thumbprint: SHA-256 of the required members, sorted, without whitespace."""
+    required = ("e", "kty", "n") if jwk["kty"] == "RSA" else ("crv", "kty", "x")
+    canonical = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def load_signing_key(*, algorithm: str, key_file: Path | None, data_dir: Path) -> Any:
+    """The private key for RS256/EdDSA (None for HS256).
+
+    From `key_file` when configured (PEM, PKCS#8). Otherwise one is generated once into
+    <data_dir>/jwt-<alg>.pem (mode 0600), which suits one host; several instances must share
+    a configured key file.
+    """
+    # Any: a cryptography private key of the algorithm's type.
+    if algorithm == "HS256":
+        return None
+    path = key_file or data_dir / f"jwt-{algorithm.lower()}.pem"
+    if not path.exists():
+        key: Any = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if algorithm == "RS256"
+            else ed25519.Ed25519PrivateKey.generate()
+        )
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # pragma: no cover - another worker wrote it first
+            pass
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    expected = rsa.RSAPrivateKey if algorithm == "RS256" else ed25519.Ed25519PrivateKey
+    if not isinstance(loaded, expected):
+        raise ValueError(f"{path} does not hold a key for {algorithm}")
+    return loaded
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    """HMAC-SHA256 of a value, hex: derives one secret from another without storing either."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
 def derive_key(secret: str, purpose: bytes) -> bytes:

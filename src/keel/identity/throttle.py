@@ -1,0 +1,133 @@
+"""Brute-force protection: failed sign-ins counted per account and per IP, then a lockout.
+
+Counters live in Redis when the app has a client (so every instance sees the same counts),
+in process otherwise. A scope (account or IP) that reaches its threshold within the window is
+locked for the lockout period: even the right password gets 429 until it ends.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from keel.platform.security import sha256_hex
+
+KEY_PREFIX = "keel:login"
+# The in-process table is pruned of expired entries when it grows past this many keys.
+MEMORY_PRUNE_AT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One thing failures are counted against: an account (email digest) or an IP."""
+
+    kind: str
+    key: str
+    threshold: int
+
+    @classmethod
+    def account(cls, email: str, threshold: int) -> Scope:
+        # A digest, so Redis keys and memory never hold addresses in clear.
+        return cls("account", sha256_hex(email.strip().lower()), threshold)
+
+    @classmethod
+    def ip(cls, address: str, threshold: int) -> Scope:
+        return cls("ip", address, threshold)
+
+
+class LoginThrottle(Protocol):
+    async def retry_after(self, scopes: list[Scope]) -> int:
+        """Seconds until every given scope is unlocked (0: none is locked)."""
+
+    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+        """Count one failure against each scope; return the scopes this failure locked."""
+
+    async def reset(self, scope: Scope) -> None:
+        """Forget the failures of a scope (after a successful sign-in)."""
+
+
+class MemoryLoginThrottle:
+    """The embedded shape's throttle: counters in a dict, per process."""
+
+    def __init__(self, *, window_seconds: int, lockout_seconds: int) -> None:
+        self._window = window_seconds
+        self._lockout = lockout_seconds
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, window end)
+        self._locks: dict[str, float] = {}  # key -> locked until
+
+    async def retry_after(self, scopes: list[Scope]) -> int:
+        now = time.monotonic()
+        until = max((self._locks.get(_key(s), 0.0) for s in scopes), default=0.0)
+        return math.ceil(until - now) if until > now else 0
+
+    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+        now = time.monotonic()
+        if len(self._failures) > MEMORY_PRUNE_AT:
+            self._prune(now)
+        locked: list[Scope] = []
+        for scope in scopes:
+            key = _key(scope)
+            count, ends = self._failures.get(key, (0, now + self._window))
+            if ends <= now:
+                count, ends = 0, now + self._window
+            count += 1
+            self._failures[key] = (count, ends)
+            if count >= scope.threshold:
+                self._locks[key] = now + self._lockout
+                self._failures.pop(key, None)
+                locked.append(scope)
+        return locked
+
+    async def reset(self, scope: Scope) -> None:
+        self._failures.pop(_key(scope), None)
+
+    def _prune(self, now: float) -> None:
+        self._failures = {k: v for k, v in self._failures.items() if v[1] > now}
+        self._locks = {k: v for k, v in self._locks.items() if v > now}
+
+
+class RedisLoginThrottle:
+    """The scaled-out throttle: INCR with a window expiry, a lock key with the lockout TTL."""
+
+    def __init__(self, redis: Redis, *, window_seconds: int, lockout_seconds: int) -> None:
+        self._redis = redis
+        self._window = window_seconds
+        self._lockout = lockout_seconds
+
+    async def retry_after(self, scopes: list[Scope]) -> int:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scope in scopes:
+                pipe.pttl(_key(scope, "lock"))
+            ttls: list[int] = await pipe.execute()
+        longest = max((ttl for ttl in ttls if ttl > 0), default=0)
+        return math.ceil(longest / 1000)
+
+    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for scope in scopes:
+                key = _key(scope, "fail")
+                pipe.incr(key)
+                pipe.expire(key, self._window, nx=True)
+            results: list[int] = await pipe.execute()
+        locked: list[Scope] = []
+        for index, scope in enumerate(scopes):
+            if int(results[index * 2]) >= scope.threshold:
+                # NX: only the failure that crosses the threshold starts (and reports) the lock.
+                started = await self._redis.set(
+                    _key(scope, "lock"), b"1", ex=self._lockout, nx=True
+                )
+                await self._redis.delete(_key(scope, "fail"))
+                if started:
+                    locked.append(scope)
+        return locked
+
+    async def reset(self, scope: Scope) -> None:
+        await self._redis.delete(_key(scope, "fail"))
+
+
+def _key(scope: Scope, suffix: str = "") -> str:
+    return f"{KEY_PREFIX}:{suffix}:{scope.kind}:{scope.key}" if suffix else scope.kind + scope.key
