@@ -85,5 +85,31 @@ def openapi(
         typer.echo(text)
 
 
+@cli.command()
+def purge(
+    batch: Annotated[int, typer.Option(min=1, help="Rows deleted per transaction")] = 1000,
+) -> None:
+    """Delete soft-deleted projects past KEEL_SOFT_DELETE_RETENTION_DAYS, and expired
+    idempotency keys."""
+    import asyncio
+
+    from keel.projects.service import purge_all_expired
+
+    counts = asyncio.run(purge_all_expired(_settings(), batch=batch))
+    typer.echo(f"purged {counts.projects} projects and {counts.idempotency_keys} idempotency keys")
+
+
+@cli.command("purge-events")
+def purge_events() -> None:
+    """Delete realtime events older than KEEL_EVENTS_RETENTION_SECONDS and expired SSE
+    tickets (every instance also does this in the background)."""
+    import asyncio
+
+    from keel.realtime.hub import purge_with_settings
+
+    removed = asyncio.run(purge_with_settings(_settings()))
+    typer.echo(f"purged {removed} events")
+
+
 def main() -> None:
     cli()
