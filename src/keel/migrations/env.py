@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import keel.models
+from keel.platform.db import ensure_sqlite_directory
 from keel.settings import load_settings
 
 config = context.config
@@ -33,6 +34,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
+    ensure_sqlite_directory(_url())
     engine = create_async_engine(_url(), poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

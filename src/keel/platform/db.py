@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -104,14 +105,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
-def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
-    url = url or settings.effective_database_url
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the folder of a SQLite file so a first start on an empty data dir just works."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            from pathlib import Path
-
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    url = url or settings.effective_database_url
+    ensure_sqlite_directory(url)
     engine = create_async_engine(url, **_engine_kwargs(settings, url))
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -1,0 +1,78 @@
+"""Settings: safe defaults, refusal of unsafe production configuration, the local secret."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from keel.settings import ConfigurationError, Settings
+
+STRONG = "k" * 20 + "Zq8vN2pL0xR5tW9yB3cD"
+PG = "postgresql+asyncpg://keel@db/keel"
+
+
+def test_development_defaults_to_sqlite_in_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="")
+    assert settings.effective_database_url == f"sqlite+aiosqlite:///{tmp_path / 'keel.db'}"
+    assert settings.is_sqlite
+    assert settings.should_auto_migrate
+
+
+def test_postgres_does_not_auto_migrate_by_default() -> None:
+    assert not Settings(database_url=PG).should_auto_migrate
+
+
+@pytest.mark.parametrize("secret", ["", "short", "changeme", "secret"])
+def test_production_refuses_missing_or_weak_secret(secret: str) -> None:
+    with pytest.raises((ConfigurationError, ValidationError), match="KEEL_SECRET_KEY"):
+        Settings(env="production", secret_key=secret, database_url=PG)
+
+
+def test_production_refuses_sqlite_without_opt_in() -> None:
+    with pytest.raises((ConfigurationError, ValidationError), match="PostgreSQL"):
+        Settings(env="production", secret_key=STRONG, database_url="")
+    allowed = Settings(
+        env="production", secret_key=STRONG, database_url="", allow_sqlite_in_production=True
+    )
+    assert allowed.is_sqlite
+
+
+def test_production_refuses_wildcard_cors() -> None:
+    with pytest.raises((ConfigurationError, ValidationError), match="CORS"):
+        Settings(env="production", secret_key=STRONG, database_url=PG, cors_origins="*")
+
+
+def test_production_with_strong_secret_and_postgres_starts() -> None:
+    settings = Settings(
+        env="production",
+        secret_key=STRONG,
+        database_url=PG,
+        cors_origins="https://app.example.com, https://admin.example.com",
+    )
+    assert settings.signing_secret == STRONG
+    assert settings.cors_origins == ["https://app.example.com", "https://admin.example.com"]
+
+
+def test_generated_secret_is_private_and_stable(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path / "data", secret_key="").signing_secret
+    path = tmp_path / "data" / "secret.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) >= 32
+    assert Settings(data_dir=tmp_path / "data", secret_key="").signing_secret == first
+
+
+def test_settings_come_from_keel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_PORT", "9123")
+    monkeypatch.setenv("KEEL_MAX_BODY_BYTES", "2048")
+    settings = Settings()
+    assert settings.port == 9123
+    assert settings.max_body_bytes == 2048
+
+
+def test_malformed_environment_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_PORT", "not-a-port")
+    with pytest.raises(ValidationError):
+        Settings()
