@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make bench`: load-test Keel (PostgreSQL + Redis, then SQLite) and the raw baseline with wrk,
+# and write bench/results/latest.{md,json}. Bounded: about 5 minutes with the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "bench: wrk is not installed; installing it with apt-get (needs root or sudo)"
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get install -y wrk >/dev/null 2>&1 || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null; }
+  echo "bench: installed $(wrk -v 2>&1 | head -n1)"
+fi
+
+PY=.venv/bin/python
+export BENCH_PG_URL="${BENCH_PG_URL:-postgresql://postgres@127.0.0.1:5432}"
+export BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6}"
+
+if [ -z "${BENCH_BACKENDS:-}" ]; then
+  # The scaled-out shape needs the machine's PostgreSQL and Redis; without them, SQLite only.
+  if "$PY" - <<'PY'
+import asyncio, os, sys
+import asyncpg, redis
+async def check():
+    conn = await asyncpg.connect(os.environ["BENCH_PG_URL"] + "/postgres", timeout=5)
+    await conn.close()
+try:
+    asyncio.run(check())
+    redis.Redis.from_url(os.environ["BENCH_REDIS_URL"], socket_timeout=5).ping()
+except Exception as exc:
+    print(f"bench: PostgreSQL/Redis not reachable ({exc}); benchmarking SQLite only")
+    sys.exit(1)
+PY
+  then export BENCH_BACKENDS="postgres,sqlite"; else export BENCH_BACKENDS="sqlite"; fi
+fi
+
+exec timeout 900 "$PY" bench/driver.py
