@@ -30,7 +30,15 @@ from keel.settings import Settings
 TEST_DATABASE_URL = os.environ.get("KEEL_TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("KEEL_TEST_REDIS_URL", "") or None
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TABLES = ["events", "audit_log", "projects", "auth_sessions", "users"]
+TABLES = [
+    "events",
+    "event_tickets",
+    "event_watermarks",
+    "audit_log",
+    "projects",
+    "auth_sessions",
+    "users",
+]
 
 # Cheap Argon2 parameters for tests; one test runs the production parameters explicitly.
 FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}

@@ -15,7 +15,7 @@ from keel.identity import routes as identity_routes
 from keel.identity.service import Identity
 from keel.models import Base
 from keel.platform import health, metrics
-from keel.platform.bus import Bus, InProcessBus
+from keel.platform.bus import Bus, InProcessBus, RedisBus
 from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
@@ -32,6 +32,8 @@ from keel.platform.security import (
 from keel.projects import routes as project_routes
 from keel.projects.service import ProjectsRuntime
 from keel.realtime import routes as realtime_routes
+from keel.realtime.hub import EventHub
+from keel.realtime.tickets import create_ticket_store
 from keel.settings import Settings, load_settings
 
 log = structlog.get_logger("keel.app")
@@ -80,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     cache: Cache = tiered or l1
     limiter = RateLimiter.from_settings(settings, redis) if settings.rate_limit_enabled else None
-    bus: Bus = InProcessBus()
+    bus: Bus = RedisBus(redis) if redis is not None else InProcessBus()
+    realtime = EventHub(database=database, bus=bus, settings=settings)
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
@@ -110,9 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("startup", database=database.dialect, redis=bool(settings.redis_url))
         if tiered is not None:
             await tiered.start()
+        await realtime.start()
         try:
             yield
         finally:
+            await realtime.stop()
             await bus.close()
             await cache.close()
             if redis is not None:
@@ -147,6 +152,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state=app.state,
     )
     app.state.readiness_probes = readiness_probes
+    app.state.realtime = realtime
+    app.state.event_tickets = create_ticket_store(
+        redis=redis,
+        sessions=database.sessions,
+        encryptor=app.state.encryptor,
+        ttl_seconds=settings.sse_ticket_ttl_seconds,
+    )
 
     install_error_handlers(app)
     app.include_router(health.router)

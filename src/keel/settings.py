@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=1000, ge=1)
     ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
     sse_ticket_ttl_seconds: int = Field(default=30, ge=1)
+    # The relay's safety-net poll of the outbox (the bus wakes it at once normally).
+    events_poll_seconds: float = Field(default=1.0, gt=0)
+    events_purge_interval_seconds: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,17 +7,34 @@ one. Business code only sees the `Bus` protocol.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
+from redis.exceptions import RedisError
+
+log = structlog.get_logger("keel.bus")
+
+# Delivered to a subscriber after its channel was (re)connected: messages published while
+# it was down are lost, so the subscriber should catch up from its durable source.
+RECONNECTED = b""
 
 
 class Bus(Protocol):
     async def publish(self, channel: str, message: bytes) -> None: ...
 
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[asyncio.Queue[bytes]]:
-        """`async with bus.subscribe(channel) as queue:` receives messages until exit."""
+        """`async with bus.subscribe(channel) as queue:` receives messages until exit.
+
+        The subscription is active when the block is entered. Delivery is best effort: an
+        empty message (`RECONNECTED`) means earlier messages may have been lost.
+        """
         ...
 
     async def close(self) -> None: ...
@@ -55,3 +72,94 @@ class InProcessBus:
 
     async def close(self) -> None:
         self._queues.clear()
+
+
+class RedisBus:
+    """Fan-out between instances through Redis pub/sub.
+
+    Each subscription owns one pub/sub connection and a reader task. When the connection
+    drops, the reader reconnects with back-off and then hands the subscriber a
+    `RECONNECTED` marker, since whatever was published meanwhile is gone.
+    """
+
+    def __init__(self, redis: Redis, *, queue_size: int = 10000, retry_seconds: float = 0.5):
+        self._redis = redis
+        self._queue_size = queue_size
+        self._retry_seconds = retry_seconds
+        self._readers: set[asyncio.Task[None]] = set()
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self._redis.publish(channel, message)
+
+    @asynccontextmanager
+    async def _subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[bytes]]:
+        subscription = _Subscription(channel, asyncio.Queue(self._queue_size))
+        pubsub = await self._connect(subscription)
+        reader = asyncio.create_task(self._read(subscription, pubsub))
+        self._readers.add(reader)
+        try:
+            yield subscription.queue
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self._readers.discard(reader)
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[asyncio.Queue[bytes]]:
+        return self._subscribe(channel)
+
+    async def _connect(self, subscription: _Subscription) -> PubSub:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(subscription.channel)
+        assert pubsub.connection is not None
+        # redis-py may silently reconnect and resubscribe; the subscriber must hear of it.
+        pubsub.connection.register_connect_callback(subscription.reconnected)
+        return pubsub
+
+    async def _read(self, subscription: _Subscription, pubsub: PubSub) -> None:
+        try:
+            while True:
+                try:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        subscription.offer(data if isinstance(data, bytes) else str(data).encode())
+                except (RedisError, OSError) as exc:
+                    log.warning(
+                        "bus_disconnected", channel=subscription.channel, error=type(exc).__name__
+                    )
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    pubsub = await self._reconnect(subscription)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _reconnect(self, subscription: _Subscription) -> PubSub:
+        delay = self._retry_seconds
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                pubsub = await self._connect(subscription)
+            except (RedisError, OSError):
+                delay = min(delay * 2, 5.0)
+                continue
+            log.info("bus_reconnected", channel=subscription.channel)
+            subscription.offer(RECONNECTED)
+            return pubsub
+
+    async def close(self) -> None:
+        for reader in list(self._readers):
+            reader.cancel()
+        self._readers.clear()
+
+
+class _Subscription:
+    def __init__(self, channel: str, queue: asyncio.Queue[bytes]) -> None:
+        self.channel = channel
+        self.queue = queue
+
+    def offer(self, message: bytes) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(message)
+
+    async def reconnected(self, _connection: Connection) -> None:
+        self.offer(RECONNECTED)

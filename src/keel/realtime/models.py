@@ -1,4 +1,4 @@
-"""The transactional outbox of realtime events."""
+"""The transactional outbox of realtime events, its purge watermark and SSE tickets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keel.platform.db import Base, JSONType, UTCDateTime, UUIDType, utcnow
@@ -15,8 +15,13 @@ BigIntPK = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Event(Base):
+    """One committed change. Ids are assigned in commit order (see realtime/service.py)."""
+
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_events_created_at", "created_at"),
+        Index("ix_events_owner_id_id", "owner_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -25,3 +30,27 @@ class Event(Base):
     # Any: the event's JSON payload (a serialised Project).
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class EventWatermark(Base):
+    """Named high-water marks of the outbox; `purged` is the highest id ever purged.
+
+    A client resuming from an id below it may have missed purged events: it must resync.
+    """
+
+    __tablename__ = "event_watermarks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class EventTicket(Base):
+    """A single-use SSE ticket (when no Redis is configured): the hash of the ticket and the
+    access token it stands for, encrypted at rest."""
+
+    __tablename__ = "event_tickets"
+    __table_args__ = (Index("ix_event_tickets_expires_at", "expires_at"),)
+
+    ticket_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed_token: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

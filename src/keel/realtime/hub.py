@@ -1,0 +1,374 @@
+"""The per-instance relay: reads committed events from the outbox and fans them out to the
+subscribers connected to this instance.
+
+The relay wakes when a commit in this process writes events, when another instance
+announces one on the bus, and on a slow poll (the safety net when the bus drops a
+message). It reads `id > cursor` in id order, which is commit order (see service.py), so it
+never skips a late commit. Each subscriber has a bounded queue; one that falls behind is
+closed with a "resume" code instead of growing without bound or slowing the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from types import FrameType
+from typing import Final
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from keel.platform.bus import Bus
+from keel.platform.db import Database, utcnow
+from keel.realtime import service
+from keel.realtime.service import OutgoingEvent, Viewer
+from keel.settings import Settings
+
+log = structlog.get_logger("keel.realtime")
+
+CHANNEL: Final = "keel:events"
+BATCH: Final = 500
+
+
+class CloseCode:
+    """WebSocket close codes of the realtime protocol (docs/realtime.md)."""
+
+    GOING_AWAY = 1001  # the instance is shutting down: reconnect and resume
+    UNAUTHORIZED = 4401  # no, invalid or expired access token: authenticate again
+    SLOW_CONSUMER = 4408  # fell behind the queue limit: reconnect with lastEventId
+
+
+class Heartbeat:
+    """Queue item meaning "nothing happened; prove the connection is alive"."""
+
+
+HEARTBEAT: Final = Heartbeat()
+# A str is a ready-made control message (WebSocket only: pong, error, authenticated).
+QueueItem = OutgoingEvent | Heartbeat | str
+
+
+class Subscriber:
+    """One connected client: what it may see, where it is, and its bounded queue."""
+
+    __slots__ = (
+        "_expiry",
+        "_items",
+        "_limit",
+        "_on_close",
+        "_waiter",
+        "close_code",
+        "close_reason",
+        "cursor",
+        "viewer",
+    )
+
+    def __init__(self, viewer: Viewer, *, cursor: int, limit: int) -> None:
+        self.viewer = viewer
+        self.cursor = cursor
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._items: deque[QueueItem] = deque()
+        self._limit = limit
+        self._waiter: asyncio.Future[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._on_close: Callable[[], None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.close_code is not None
+
+    def offer(self, event: OutgoingEvent) -> None:
+        """Queue an event if this subscriber may see it and has not had it yet."""
+        if self.close_code is not None or event.id <= self.cursor:
+            return
+        if not self.viewer.may_see(owner_id=event.owner_id, project_id=event.project_id):
+            return
+        if len(self._items) >= self._limit:
+            self.close(CloseCode.SLOW_CONSUMER, "Too far behind; reconnect with lastEventId")
+            return
+        self._items.append(event)
+        self.cursor = event.id
+        self._wake()
+
+    def offer_heartbeat(self) -> None:
+        if self.close_code is None and not self._items:
+            self._items.append(HEARTBEAT)
+            self._wake()
+
+    def offer_control(self, message: str) -> None:
+        """Queue a control message; it counts against the same bound as events."""
+        if self.close_code is not None:
+            return
+        if len(self._items) >= self._limit:
+            self.close(CloseCode.SLOW_CONSUMER, "Too far behind; reconnect with lastEventId")
+            return
+        self._items.append(message)
+        self._wake()
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason
+        self._items.clear()  # the client resumes from its last event; free the memory now
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._wake()
+        if self._on_close is not None:
+            self._on_close()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        self._on_close = callback
+
+    def expire_at(self, when: datetime) -> None:
+        """Close with 4401 when the access token expires (re-authentication moves it)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, when.timestamp() - utcnow().timestamp())
+        self._expiry = loop.call_later(
+            delay, self.close, CloseCode.UNAUTHORIZED, "Access token expired"
+        )
+
+    async def next(self) -> QueueItem | None:
+        """The next item to send, or None once the subscriber is closed."""
+        while not self._items and self.close_code is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.close_code is not None:
+            return None
+        return self._items.popleft()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class EventHub:
+    """The relay and subscriber registry of one instance."""
+
+    def __init__(self, *, database: Database, bus: Bus, settings: Settings) -> None:
+        self._database = database
+        self._bus = bus
+        self._settings = settings
+        self.cursor = 0
+        self._by_owner: dict[uuid.UUID, set[Subscriber]] = {}
+        self._admins: set[Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._announce = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Signal -> (our chained handler, the one it replaced), restored on stop.
+        self._signal_handlers: dict[
+            int, tuple[object, Callable[[int, FrameType | None], object]]
+        ] = {}
+        self.draining = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        async with self._database.sessions() as session:
+            self.cursor = await service.latest_event_id(session)
+        service.add_commit_listener(self._database.primary.sync_engine, self._committed)
+        subscribed = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._listen(subscribed), name="realtime-bus"),
+            asyncio.create_task(self._relay(), name="realtime-relay"),
+            asyncio.create_task(self._announcer(), name="realtime-announce"),
+            asyncio.create_task(self._heartbeats(), name="realtime-heartbeat"),
+            asyncio.create_task(self._purger(), name="realtime-purge"),
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscribed.wait(), timeout=5)
+        self._chain_shutdown_signals()
+
+    async def stop(self) -> None:
+        service.remove_commit_listener(self._database.primary.sync_engine, self._committed)
+        self.drain()
+        self._restore_signals()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def drain(self) -> None:
+        """Close every subscriber so clients reconnect (to another instance) and resume."""
+        self.draining = True
+        for subscriber in self.subscribers():
+            subscriber.close(CloseCode.GOING_AWAY, "Server shutting down; reconnect and resume")
+
+    def _chain_shutdown_signals(self) -> None:
+        # The server waits for open responses before the app's shutdown runs, and an SSE
+        # stream never ends by itself: end the streams as soon as the signal arrives.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = self._loop
+        assert loop is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue
+
+            def handler(
+                signum: int,
+                frame: FrameType | None,
+                previous: Callable[[int, FrameType | None], object] = previous,
+            ) -> None:
+                loop.call_soon_threadsafe(self.drain)
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+            self._signal_handlers[sig] = (handler, previous)
+
+    def _restore_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig, (handler, previous) in self._signal_handlers.items():
+                if signal.getsignal(sig) is handler:
+                    signal.signal(sig, previous)
+        self._signal_handlers = {}
+
+    # --- subscribers -----------------------------------------------------------------------
+
+    def subscribers(self) -> list[Subscriber]:
+        found = list(self._admins)
+        for group in self._by_owner.values():
+            found.extend(group)
+        return found
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._admins) + sum(len(group) for group in self._by_owner.values())
+
+    def register(self, subscriber: Subscriber) -> None:
+        if subscriber.viewer.is_admin:
+            self._admins.add(subscriber)
+        else:
+            self._by_owner.setdefault(subscriber.viewer.user_id, set()).add(subscriber)
+
+    def unregister(self, subscriber: Subscriber) -> None:
+        self._admins.discard(subscriber)
+        group = self._by_owner.get(subscriber.viewer.user_id)
+        if group is not None:
+            group.discard(subscriber)
+            if not group:
+                del self._by_owner[subscriber.viewer.user_id]
+
+    def update_viewer(self, subscriber: Subscriber, viewer: Viewer) -> None:
+        """Re-authentication may change the role (and so what the subscriber sees)."""
+        self.unregister(subscriber)
+        subscriber.viewer = viewer
+        self.register(subscriber)
+
+    def dispatch(self, event: OutgoingEvent) -> None:
+        for subscriber in list(self._by_owner.get(event.owner_id, ())):
+            subscriber.offer(event)
+        for subscriber in list(self._admins):
+            subscriber.offer(event)
+
+    # --- background tasks ------------------------------------------------------------------
+
+    def _committed(self) -> None:
+        # Runs right after a local commit that wrote events (possibly in another thread).
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._local_commit)
+
+    def _local_commit(self) -> None:
+        self._wake.set()
+        self._announce.set()
+
+    async def _relay(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=self._settings.events_poll_seconds
+                )
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("relay_read_failed", error=type(exc).__name__)
+                await asyncio.sleep(1)
+
+    async def catch_up(self) -> None:
+        """Read and dispatch everything committed after the relay's cursor."""
+        while True:
+            async with self._database.sessions() as session:
+                rows = await service.events_after(session, after_id=self.cursor, limit=BATCH)
+            for row in rows:
+                self.dispatch(service.to_outgoing(row))
+                self.cursor = row.id
+            if len(rows) < BATCH:
+                return
+
+    async def _listen(self, subscribed: asyncio.Event) -> None:
+        while True:
+            try:
+                async with self._bus.subscribe(CHANNEL) as queue:
+                    subscribed.set()
+                    self._wake.set()  # whatever was announced before we listened
+                    while True:
+                        await queue.get()
+                        self._wake.set()
+            except Exception as exc:  # e.g. RedisError: keep relaying from the outbox poll
+                log.warning("relay_bus_failed", error=type(exc).__name__)
+            await asyncio.sleep(1)
+
+    async def _announcer(self) -> None:
+        while True:
+            await self._announce.wait()
+            self._announce.clear()
+            try:
+                await self._bus.publish(CHANNEL, b"1")
+            except Exception as exc:  # other instances still find the event by polling
+                log.warning("relay_announce_failed", error=type(exc).__name__)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.ws_heartbeat_seconds)
+            for subscriber in self.subscribers():
+                subscriber.offer_heartbeat()
+
+    async def _purger(self) -> None:
+        interval = self._settings.events_purge_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await purge(
+                    self._database, retention_seconds=self._settings.events_retention_seconds
+                )
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("event_purge_failed", error=type(exc).__name__)
+
+
+async def purge(database: Database, *, retention_seconds: int) -> int:
+    """Delete outbox rows past the retention window and expired SSE tickets."""
+    async with database.sessions() as session, session.begin():
+        removed = await service.purge_events(
+            session, older_than=service.retention_cutoff(retention_seconds)
+        )
+        await service.purge_expired_tickets(session)
+    if removed:
+        log.info("events_purged", count=removed)
+    return removed
+
+
+async def purge_with_settings(settings: Settings) -> int:
+    """`python -m keel purge-events`: one purge with its own database connection."""
+    database = Database.from_settings(settings)
+    try:
+        return await purge(database, retention_seconds=settings.events_retention_seconds)
+    finally:
+        await database.dispose()
