@@ -6,6 +6,7 @@ Writes bench/.work/profile-<scenario>-<backend>.txt (py-spy --format raw, collap
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,10 @@ else:
 data_dir = driver.WORK / "data-profile"
 shutil.rmtree(data_dir, ignore_errors=True)
 env = driver.keel_env(url, redis_url, data_dir)
+# Extra settings for an A/B comparison, e.g. PROFILE_ENV="KEEL_RATE_LIMIT_ENABLED=false".
+for pair in filter(None, os.environ.get("PROFILE_ENV", "").split(",")):
+    name, _, value = pair.partition("=")
+    env[name] = value
 driver.migrate(env)
 port = driver.free_port()
 server = driver.start_server(

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 
 from keel.app import create_app
 from keel.platform.metrics import REGISTRY
-from keel.platform.ratelimit import client_ip, parse_networks
+from keel.platform.ratelimit import client_ip, parse_networks, sliding_window_decision
 from keel.settings import Settings
 from tests.conftest import FAST_ARGON2, TEST_REDIS_URL, register_user
 from tests.servers import free_port, run_server
@@ -60,7 +60,8 @@ async def test_anonymous_limit_rejects_with_envelope_and_headers(
         assert body["path"] == "/api/v1/nowhere"
         retry_after = response.headers["retry-after"]
         assert retry_after.isdigit()
-        assert 1 <= int(retry_after) <= 60
+        # A sliding window: a full window still weighs on the next one, so up to two windows.
+        assert 1 <= int(retry_after) <= 120
         assert response.headers["ratelimit-limit"] == "3"
         assert response.headers["ratelimit-remaining"] == "0"
         assert "x-request-id" in response.headers  # still wrapped by the platform layer
@@ -291,3 +292,22 @@ async def test_limit_is_shared_by_two_server_processes(
             for server in (first, second, first, second, first, second):
                 statuses.append((await http.get(server.url + path)).status_code)
     assert statuses == [404, 404, 404, 404, 429, 429]
+
+
+def test_sliding_window_headers_follow_the_weighted_count() -> None:
+    # Half-way through a 60 s window, 10 in the previous window weigh 5.
+    taken = sliding_window_decision(
+        limit=10, window=60, allowed=True, previous=10, current=3, elapsed=30
+    )
+    assert (taken.remaining, taken.reset_after) == (2, 30)
+    # Current window full: roll over (30 s), then decay until one fits (6 s of 60 * 1/10).
+    full = sliding_window_decision(
+        limit=10, window=60, allowed=False, previous=0, current=10, elapsed=30
+    )
+    assert (full.remaining, full.reset_after) == (0, 36)
+    # Previous window still heavy: wait until its weight lets one more in.
+    heavy = sliding_window_decision(
+        limit=10, window=60, allowed=False, previous=20, current=2, elapsed=30
+    )
+    assert heavy.remaining == 0
+    assert heavy.reset_after == 9  # 20 * (1 - t/60) + 2 <= 9  =>  t >= 39, 9 s from now
