@@ -145,6 +145,13 @@ async def catch_up_and_register(
             return
 
 
+def _expire_soon(deadline: asyncio.Timeout) -> None:
+    when = asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS
+    current = deadline.when()
+    if current is None or current > when:
+        deadline.reschedule(when)
+
+
 # --- WebSocket -----------------------------------------------------------------------------
 
 
@@ -182,15 +189,17 @@ class _Connection:
     def _closing(self) -> None:
         # A send blocked on a client that does not read must not hold the connection open.
         if self.deadline is not None and not self.client_gone:
-            self.deadline.reschedule(asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS)
+            _expire_soon(self.deadline)
 
     async def send(self, text: str) -> None:
-        async with asyncio.timeout(None) as deadline:
-            self.deadline = deadline
-            if self.subscriber.closed:
-                self._closing()
-            await self.websocket.send_text(text)
-        self.deadline = None
+        try:
+            async with asyncio.timeout(None) as deadline:
+                self.deadline = deadline
+                if self.subscriber.closed:
+                    self._closing()
+                await self.websocket.send_text(text)
+        finally:
+            self.deadline = None
 
     async def pump(self) -> None:
         """Write queued items until the subscriber closes, then close the socket."""
@@ -338,6 +347,8 @@ class EventStreamResponse(Response):
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             media_type=self.media_type,
         )
+        # An endless body: no Content-Length.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._chunks = chunks
         self._subscriber = subscriber
         self._deadline: asyncio.Timeout | None = None
@@ -345,7 +356,7 @@ class EventStreamResponse(Response):
 
     def _closing(self) -> None:
         if self._deadline is not None:
-            self._deadline.reschedule(asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS)
+            _expire_soon(self._deadline)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -358,12 +369,14 @@ class EventStreamResponse(Response):
         watcher = asyncio.create_task(watch_disconnect())
         try:
             async for chunk in self._chunks():
-                async with asyncio.timeout(None) as deadline:
-                    self._deadline = deadline
-                    if self._subscriber.closed:
-                        self._closing()
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                self._deadline = None
+                try:
+                    async with asyncio.timeout(None) as deadline:
+                        self._deadline = deadline
+                        if self._subscriber.closed:
+                            self._closing()
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                finally:
+                    self._deadline = None
             async with asyncio.timeout(CLOSE_GRACE_SECONDS):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (TimeoutError, OSError):
