@@ -14,9 +14,15 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 
-from keel.app import create_app
+from keel.app import create_app, create_redis
 from keel.platform.metrics import REGISTRY
-from keel.platform.ratelimit import client_ip, parse_networks, sliding_window_decision
+from keel.platform.ratelimit import (
+    RateLimiter,
+    client_ip,
+    lease_size,
+    parse_networks,
+    sliding_window_decision,
+)
 from keel.settings import Settings
 from tests.conftest import FAST_ARGON2, TEST_REDIS_URL, register_user
 from tests.servers import free_port, run_server
@@ -311,3 +317,34 @@ def test_sliding_window_headers_follow_the_weighted_count() -> None:
     )
     assert heavy.remaining == 0
     assert heavy.reset_after == 9  # 20 * (1 - t/60) + 2 <= 9  =>  t >= 39, 9 s from now
+
+
+def test_lease_is_exact_for_small_limits_and_bounded_for_large_ones() -> None:
+    assert lease_size(4) == 1
+    assert lease_size(100) == 1
+    assert lease_size(1000) == 10
+    assert lease_size(100_000_000) == 20
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="the shared limiter needs Redis")
+async def test_leased_hits_from_two_instances_stay_within_the_shared_limit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(rate_limit_authenticated="300/minute")
+    clients = [create_redis(settings), create_redis(settings)]
+    try:
+        limiters = [RateLimiter.from_settings(settings, c) for c in clients]
+        item = limiters[0].authenticated
+        user = f"user-{uuid.uuid4().hex}"
+        decisions = [await limiters[n % 2].hit(item, "user", user) for n in range(320)]
+        allowed = [d for d in decisions if d.allowed]
+        # Leases of 3: at most 2 unspent hits per instance are lost, none is over-granted.
+        assert 296 <= len(allowed) <= 300
+        assert not decisions[-1].allowed
+        assert decisions[-1].remaining == 0
+        assert all(d.limit == 300 for d in decisions)
+        assert decisions[0].remaining == 299
+    finally:
+        for client in clients:
+            assert client is not None
+            await client.aclose()

@@ -9,7 +9,8 @@
   sign-in endpoints. In-process through `limits` (its MemoryStorage) when embedded; shared
   through Redis when configured, with one Lua script doing what `limits` does in two round
   trips (hit, then window stats for the headers): on a 2-core machine those two trips cost
-  ~20 % of the authenticated read throughput (docs/performance.md).
+  ~20 % of the authenticated read throughput (docs/performance.md). For large limits an
+  instance reserves a small lease of hits per round trip (see `lease_size`).
   When Redis fails the limiter falls back to in-process counting (fail-open, the default) or
   refuses with 503 (fail-closed); either way it logs once per outage and /ready reports it.
 """
@@ -170,16 +171,76 @@ return {allowed, previous, current, elapsed}
 """
 
 
+@dataclass(slots=True)
+class _Lease:
+    """Hits taken from Redis in advance by this instance, spent locally until they run out."""
+
+    tokens: int
+    expires: float  # monotonic
+    remaining: int  # the shared remaining count when the lease was taken
+    reset_at: float  # monotonic
+
+
+def lease_size(limit: int) -> int:
+    """Hits reserved per Redis round trip: 1 (exact) for small limits, up to 20 for large ones.
+
+    A lease over-counts by at most its unspent part per instance (≤ 1 % of the limit), and
+    only while the lease lives (LEASE_SECONDS), so the shared limit stays within a few percent.
+    """
+    return max(1, min(limit // 100, 20))
+
+
+LEASE_SECONDS = 1.0
+MAX_LEASES = 10000
+
+
 class RedisSlidingWindow:
-    """The shared limiter: one EVALSHA per request, returning the decision and the headers."""
+    """The shared limiter: one EVALSHA per request, or per lease of several hits."""
 
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(_SLIDING_WINDOW_LUA)
+        self._leases: dict[str, _Lease] = {}
 
     async def hit(self, item: RateLimitItem, key: str) -> Decision:
+        size = lease_size(item.amount)
+        if size == 1:
+            return await self._take(item, key, 1)
+        now = time.monotonic()
+        lease = self._leases.get(key)
+        if lease is not None and lease.tokens > 0 and now < lease.expires:
+            lease.tokens -= 1
+            return Decision(
+                allowed=True,
+                limit=item.amount,
+                remaining=lease.remaining + lease.tokens,
+                reset_after=max(0, math.ceil(lease.reset_at - now)),
+            )
+        decision = await self._take(item, key, size)
+        if not decision.allowed:
+            # Not room for a whole lease: near the limit every hit goes to Redis, exactly.
+            self._leases.pop(key, None)
+            return await self._take(item, key, 1)
+        if len(self._leases) >= MAX_LEASES:
+            self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
+            if len(self._leases) >= MAX_LEASES:
+                self._leases.clear()
+        self._leases[key] = _Lease(
+            tokens=size - 1,
+            expires=now + LEASE_SECONDS,
+            remaining=decision.remaining,
+            reset_at=now + decision.reset_after,
+        )
+        return Decision(
+            allowed=True,
+            limit=item.amount,
+            remaining=decision.remaining + size - 1,
+            reset_after=decision.reset_after,
+        )
+
+    async def _take(self, item: RateLimitItem, key: str, cost: int) -> Decision:
         window_ms = item.get_expiry() * 1000
         raw = await self._script(keys=[f"keel:rl:{key}:{item.amount}/{item.get_expiry()}"],
-                                 args=[item.amount, window_ms, 1])  # fmt: skip
+                                 args=[item.amount, window_ms, cost])  # fmt: skip
         allowed, previous, current, elapsed = (int(v) for v in raw)
         return sliding_window_decision(
             limit=item.amount,
