@@ -111,5 +111,27 @@ def purge_events() -> None:
     typer.echo(f"purged {removed} events")
 
 
+@cli.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="Email of the administrator")],
+    password: Annotated[
+        str, typer.Option(help="Password for a new account (an existing one keeps its own)")
+    ],
+    name: Annotated[str, typer.Option(help="Display name for a new account")] = "Administrator",
+) -> None:
+    """Create an administrator, or promote (and reactivate) an existing user. Idempotent."""
+    from keel.identity.cli import create_admin as run
+
+    settings = _settings()
+    if settings.should_auto_migrate:
+        migrations.upgrade(settings.effective_database_url)
+    try:
+        message = run(settings, email=email, password=password, name=name)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(message)
+
+
 def main() -> None:
     cli()

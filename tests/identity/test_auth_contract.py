@@ -74,7 +74,10 @@ async def test_register_accepts_128_character_password(client: httpx.AsyncClient
         ({"email": "a@example.com", "password": "correct horse battery"}, "name"),
         ({"email": "not-an-email", "password": "correct horse battery", "name": "N"}, "email"),
         ({"email": "a@example.com", "password": "correct horse battery", "name": ""}, "name"),
-        ({"email": "a@example.com", "password": "correct horse battery", "name": "n" * 101}, "name"),
+        (
+            {"email": "a@example.com", "password": "correct horse battery", "name": "n" * 101},
+            "name",
+        ),
         ({"email": 42, "password": "correct horse battery", "name": "N"}, "email"),
         ({"email": "a@example.com", "password": ["x"], "name": "N"}, "password"),
         ({"email": "a@example.com", "password": "correct horse\x00bat", "name": "N"}, "password"),
@@ -164,9 +167,7 @@ async def test_login_with_injection_strings_is_plain_401(
 
 async def test_refresh_rotates_the_pair(client: httpx.AsyncClient) -> None:
     user = await register_user(client)
-    response = await client.post(
-        "/api/v1/auth/refresh", json={"refreshToken": user.refresh_token}
-    )
+    response = await client.post("/api/v1/auth/refresh", json={"refreshToken": user.refresh_token})
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) >= {"accessToken", "refreshToken"}
@@ -183,9 +184,7 @@ async def test_refresh_rotates_the_pair(client: httpx.AsyncClient) -> None:
 async def test_logout_revokes_only_that_session(client: httpx.AsyncClient) -> None:
     user = await register_user(client)
     other = (await login(client, user.email, user.password)).json()
-    response = await client.post(
-        "/api/v1/auth/logout", json={"refreshToken": user.refresh_token}
-    )
+    response = await client.post("/api/v1/auth/logout", json={"refreshToken": user.refresh_token})
     assert response.status_code == 204
     assert response.content == b""
     revoked = await client.get("/api/v1/auth/profile", headers=user.headers)

@@ -139,9 +139,21 @@ class Identity:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a fire-and-forget coroutine, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(_logged(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for spawned work (post-commit cache invalidations) to finish."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
+
+
+async def _logged(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        await coro
+    except Exception as exc:  # a background task has no caller to raise to
+        log.error("background_task_failed", error_type=type(exc).__name__)
 
 
 # --- tokens and sessions -------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""Password hashing: Argon2id parameters, rehash on change, bounded pool, common list."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import httpx
+from argon2 import extract_parameters
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from keel.app import create_app
+from keel.identity.passwords import common_passwords, password_problem
+from keel.settings import Settings
+from tests.conftest import register_user
+from tests.identity.conftest import login
+from tests.platform.test_http import assert_envelope
+
+
+async def _stored_hash(app: FastAPI) -> str:
+    async with app.state.database.sessions() as session:
+        return str((await session.execute(text("SELECT password_hash FROM users"))).scalar_one())
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.30", 1))
+    return httpx.AsyncClient(transport=transport, base_url="http://keel.test")
+
+
+async def test_production_argon2_parameters_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    config = make_settings(
+        argon2_memory_kib=65536, argon2_time_cost=3, argon2_parallelism=4, rate_limit_enabled=False
+    )
+    app = create_app(config)
+    async with LifespanManager(app), _client(app) as client:
+        user = await register_user(client)
+        assert (await login(client, user.email, user.password)).status_code == 200
+        params = extract_parameters(await _stored_hash(app))
+    assert (params.memory_cost, params.time_cost, params.parallelism) == (65536, 3, 4)
+    assert params.type.name == "ID"
+
+
+async def test_hash_is_upgraded_on_login_when_parameters_change(
+    make_settings: Callable[..., Settings],
+) -> None:
+    cheap = make_settings(rate_limit_enabled=False)
+    stronger = make_settings(rate_limit_enabled=False, argon2_memory_kib=2048, argon2_time_cost=2)
+    first = create_app(cheap)
+    async with LifespanManager(first), _client(first) as client:
+        user = await register_user(client)
+        before = await _stored_hash(first)
+    second = create_app(stronger)
+    async with LifespanManager(second), _client(second) as client:
+        assert (await login(client, user.email, user.password)).status_code == 200
+        after = await _stored_hash(second)
+        assert (await login(client, user.email, user.password)).status_code == 200
+        assert await _stored_hash(second) == after  # no rehash when already current
+    assert before != after
+    assert extract_parameters(before).memory_cost == 1024
+    assert (extract_parameters(after).memory_cost, extract_parameters(after).time_cost) == (2048, 2)
+
+
+async def test_full_hash_pool_answers_503_with_retry_after(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(
+        make_settings(rate_limit_enabled=False, hash_pool_size=1, hash_queue_timeout_seconds=0.2)
+    )
+    release = threading.Event()
+    async with LifespanManager(app), _client(app) as client:
+        user = await register_user(client)
+        hasher = app.state.identity.hasher
+        # Occupy the only hashing slot, as a long hash would.
+        busy = asyncio.ensure_future(hasher._run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        try:
+            response = await login(client, user.email, user.password)
+        finally:
+            release.set()
+            await busy
+        body = assert_envelope(response, 503, "HASH_POOL_BUSY")
+        assert "requestId" in body
+        assert int(response.headers["retry-after"]) >= 1
+        assert (await login(client, user.email, user.password)).status_code == 200
+
+
+def test_common_password_list_is_bundled_and_usable() -> None:
+    passwords = common_passwords()
+    assert len(passwords) > 10_000
+    assert all(len(p) >= 8 for p in passwords)
+    assert password_problem("correct horse battery staple") is None
+    assert password_problem("PASSWORD1") is not None
+    assert password_problem("Password") is not None
+
+
+async def test_unknown_email_costs_one_verification(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    hasher = app.state.identity.hasher
+    calls: list[str] = []
+    real = hasher._hasher
+
+    class Counting:
+        """Forwards to the real Argon2 hasher, noting which hash each verification used."""
+
+        def verify(self, hash_: str, password: str) -> bool:
+            calls.append(hash_)
+            return bool(real.verify(hash_, password))
+
+    hasher._hasher = Counting()
+    try:
+        assert_envelope(
+            await login(client, "nobody@example.com", "whatever password"),
+            401,
+            "INVALID_CREDENTIALS",
+        )
+    finally:
+        hasher._hasher = real
+    assert calls == [hasher._dummy_hash]
