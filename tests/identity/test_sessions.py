@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from keel.app import create_app
+from keel.settings import Settings
 from tests.conftest import register_user
 from tests.identity.conftest import login, make_admin
 from tests.platform.test_http import assert_envelope
@@ -191,3 +196,39 @@ async def test_inactive_user_with_a_live_family_cannot_refresh(
         401,
         "SESSION_REVOKED",
     )
+
+
+async def test_revocation_reaches_every_instance(
+    make_settings: Callable[..., Settings], redis_url: str | None
+) -> None:
+    if redis_url is None:
+        pytest.skip("several instances share state through Redis")
+    config = make_settings(rate_limit_enabled=False)
+    first, second = create_app(config), create_app(config)
+    async with LifespanManager(first), LifespanManager(second):
+        a = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=first, client=("192.0.2.1", 1)),
+            base_url="http://keel.test",
+        )
+        b = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=second, client=("192.0.2.1", 1)),
+            base_url="http://keel.test",
+        )
+        async with a, b:
+            user = await register_user(a)
+            # Both instances hold the session as live in their in-process cache.
+            assert (await a.get("/api/v1/auth/profile", headers=user.headers)).status_code == 200
+            assert (await b.get("/api/v1/auth/profile", headers=user.headers)).status_code == 200
+            logout = await a.post("/api/v1/auth/logout", json={"refreshToken": user.refresh_token})
+            assert logout.status_code == 204
+            # The other instance drops its copy when the invalidation arrives over pub/sub
+            # (milliseconds); poll rather than assume it is instantaneous.
+            statuses = []
+            for _ in range(100):
+                statuses.append(
+                    (await b.get("/api/v1/auth/profile", headers=user.headers)).status_code
+                )
+                if statuses[-1] == 401:
+                    break
+                await asyncio.sleep(0.02)
+            assert statuses[-1] == 401, statuses
