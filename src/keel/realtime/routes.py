@@ -415,6 +415,7 @@ See docs/realtime.md.
 
 @router.get(
     "/events",
+    status_code=200,
     summary="Live project events (Server-Sent Events)",
     description=SSE_DESCRIPTION,
     response_class=EventStreamResponse,
