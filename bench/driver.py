@@ -135,6 +135,19 @@ class RssSampler:
         self._thread.join()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server and its workers: per request, a load-independent cost."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def cache_counters(url: str) -> dict[str, float]:
     try:
         text = httpx.get(url + "/metrics", timeout=5).text
@@ -256,6 +269,7 @@ class Result:
     requests: int
     peak_rss_mb: float
     cache_hit_rate: float | None
+    cpu_us_per_request: float | None = None
     ratio_to_baseline: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -269,8 +283,10 @@ def measure(server: Server, target: str, fx: Fixture, scenarios: list[str]) -> l
         for conns in CONNECTIONS:
             script, args = scenario_call(name, fx)
             before = cache_counters(server.url)
+            cpu_before = cpu_seconds(server.process.pid)
             with RssSampler(server.process.pid) as rss:
                 data = wrk(server.url, script, args, conns, DURATION)
+            cpu = cpu_seconds(server.process.pid) - cpu_before
             after = cache_counters(server.url)
             lat = data["latency_us"]
             result = Result(
@@ -287,11 +303,15 @@ def measure(server: Server, target: str, fx: Fixture, scenarios: list[str]) -> l
                 requests=data["requests"],
                 peak_rss_mb=round(rss.peak / 2**20, 1),
                 cache_hit_rate=hit_rate(before, after) if target != "baseline" else None,
+                cpu_us_per_request=round(cpu / data["requests"] * 1e6)
+                if data["requests"]
+                else None,
             )
             log(
                 f"{target:9} {name:8} c={conns:<4} {result.rps:8.1f} req/s  "
                 f"p50 {result.p50_ms:7.1f}  p95 {result.p95_ms:7.1f}  p99 {result.p99_ms:7.1f} ms  "
                 f"err {result.error_rate:.2%}  rss {result.peak_rss_mb} MB  "
+                f"cpu {result.cpu_us_per_request} us/req  "
                 f"hit {'-' if result.cache_hit_rate is None else round(result.cache_hit_rate, 3)}"
             )
             results.append(result)
@@ -499,8 +519,8 @@ def write_report(results: list[Result], machine: dict[str, Any], started: float)
         "Versions: " + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + ".",
         "",
         "| target | scenario | conns | req/s | ok/s | p50 ms | p95 ms | p99 ms | errors "
-        "| peak RSS MB | cache hit | vs baseline |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| peak RSS MB | CPU µs/req | cache hit | vs baseline |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         hit = "—" if r.cache_hit_rate is None else f"{r.cache_hit_rate:.1%}"
@@ -509,7 +529,7 @@ def write_report(results: list[Result], machine: dict[str, Any], started: float)
             f"| {r.target} | {r.scenario} | {r.connections} | {r.rps:.0f} | {r.ok_rps:.0f} "
             f"| {r.p50_ms:.1f} "
             f"| {r.p95_ms:.1f} | {r.p99_ms:.1f} | {r.error_rate:.2%} | {r.peak_rss_mb:.0f} "
-            f"| {hit} | {ratio} |"
+            f"| {r.cpu_us_per_request or '—'} | {hit} | {ratio} |"
         )
     lines += ["", "Scenarios: " + "; ".join(f"`{n}` = {d}" for n, d in SCENARIOS) + ". "
               "The baseline (bench/baseline/app.py) runs on the PostgreSQL database; SQLite rows "

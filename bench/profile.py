@@ -43,18 +43,23 @@ server = driver.start_server(
 try:
     fx = driver.seed(server.url, "profile")
     out = driver.WORK / f"profile-{scenario}-{backend}.txt"
-    spy = subprocess.Popen(
+    spy = None if os.environ.get("PROFILE_NO_SPY") else subprocess.Popen(
         ["py-spy", "record", "--pid", str(server.process.pid), "--duration", str(seconds),
          "--format", "raw", "--rate", "200", "--output", str(out), "--nonblocking"]
     )  # fmt: skip
     script, args = driver.scenario_call(scenario, fx)
+    cpu_before = driver.cpu_seconds(server.process.pid)
     result: dict[str, object] = {}
     thread = threading.Thread(
         target=lambda: result.update(driver.wrk(server.url, script, args, 64, seconds))
     )
     thread.start()
     thread.join()
-    spy.wait()
+    if spy is not None:
+        spy.wait()
+    cpu = driver.cpu_seconds(server.process.pid) - cpu_before
+    requests = int(result.get("requests", 0) or 0)  # type: ignore[call-overload]
+    print(f"server CPU per request: {cpu / max(requests, 1) * 1e6:.0f} us ({requests} requests)")
     print(f"{scenario} {backend}: {result.get('rps', 0):.0f} req/s, {result.get('latency_us')}")
     print(f"profile: {out}")
 finally:
