@@ -279,14 +279,11 @@ async def register(
     session: AsyncSession, identity: Identity, *, data: RegisterIn, context: RequestContext
 ) -> tuple[User, IssuedTokens]:
     email = str(data.email).strip().lower()
+    # Hash first: no database connection is held while waiting for a hashing slot.
+    password_hash = await identity.hasher.hash(data.password)
     if await repository.get_user_by_email(session, email) is not None:
         raise Conflict("An account with this email already exists", code="EMAIL_TAKEN")
-    user = User(
-        email=email,
-        name=data.name,
-        role="user",
-        password_hash=await identity.hasher.hash(data.password),
-    )
+    user = User(email=email, name=data.name, role="user", password_hash=password_hash)
     session.add(user)
     try:
         await session.flush()
@@ -390,11 +387,16 @@ async def login(
             details={"reason": "locked"},
         )
         raise _locked_error(retry_after)
-    user = await repository.get_user_by_email(session, email)
-    valid = await identity.hasher.verify(user.password_hash if user else None, data.password)
-    if user is None or not valid or not user.is_active:
-        reason = "inactive" if user is not None and valid else "invalid_credentials"
-        await _login_failed(identity, scopes=scopes, user=user, context=context, reason=reason)
+    # Looked up in a short transaction of its own, so that no pooled connection is held
+    # while this request waits for (and runs) the hash: a login flood queues on the hash
+    # pool, not on the database pool.
+    async with identity.db.sessions() as lookup:
+        found = await repository.get_user_by_email(lookup, email)
+    valid = await identity.hasher.verify(found.password_hash if found else None, data.password)
+    user = await repository.get_user(session, found.id) if found is not None and valid else None
+    if user is None or not user.is_active:
+        reason = "inactive" if user is not None else "invalid_credentials"
+        await _login_failed(identity, scopes=scopes, user=found, context=context, reason=reason)
         raise Unauthorized("Invalid email or password", code="INVALID_CREDENTIALS")
     if user.mfa_enabled:
         if data.totp is None:
@@ -586,7 +588,13 @@ async def revoke_session(
     )
 
 
-async def _require_password(identity: Identity, user: User, password: str) -> None:
+async def _require_password(identity: Identity, actor: Actor, password: str) -> None:
+    """The caller proves their password; checked before the request's own transaction
+    touches the database, so no connection is held during the hash."""
+    async with identity.db.sessions() as lookup:
+        user = await repository.get_user(lookup, actor.user_id)
+    if user is None:
+        raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
     if not await identity.hasher.verify(user.password_hash, password):
         raise Forbidden("The password is not correct", code="INVALID_PASSWORD")
 
@@ -601,9 +609,10 @@ async def change_password(
     context: RequestContext,
 ) -> None:
     """Set a new password (proving the current one) and sign out every other session."""
+    await _require_password(identity, actor, current_password)
+    new_hash = await identity.hasher.hash(new_password)
     user = await get_profile(session, actor)
-    await _require_password(identity, user, current_password)
-    user.password_hash = await identity.hasher.hash(new_password)
+    user.password_hash = new_hash
     revoked = await repository.revoke_families(
         session, user_id=user.id, keep=actor.session_id, revoked_at=utcnow()
     )
@@ -692,10 +701,10 @@ async def disable_mfa(
     code: str,
     context: RequestContext,
 ) -> None:
+    await _require_password(identity, actor, password)
     user = await get_profile(session, actor)
     if not user.mfa_enabled:
         raise Conflict("MFA is not enabled", code="MFA_NOT_ENABLED")
-    await _require_password(identity, user, password)
     _check_code(identity, user, code)
     user.mfa_enabled = False
     user.mfa_secret_encrypted = None
@@ -757,8 +766,8 @@ async def delete_account(
     The audit trail keeps rows naming the user id (no personal data beyond IPs), as the
     record of security events the operator must keep.
     """
+    await _require_password(identity, actor, password)
     user = await get_profile(session, actor)
-    await _require_password(identity, user, password)
     families = await repository.family_ids_of_user(session, user.id)
     await set_rls_actor(session, user_id=user.id, role=user.role)
     await session.delete(user)
