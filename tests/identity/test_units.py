@@ -1,0 +1,118 @@
+"""Edges of the identity building blocks that HTTP tests cannot reach deterministically."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi import FastAPI
+
+from keel.audit import service as audit
+from keel.identity import service, throttle
+from keel.identity.cli import create_admin
+from keel.platform.errors import Forbidden
+from keel.platform.security import TokenCodec, load_signing_key
+from keel.settings import Settings
+from tests.conftest import register_user
+from tests.identity.conftest import login
+
+
+async def test_memory_throttle_forgets_expired_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(throttle, "MEMORY_PRUNE_AT", 1)
+    limiter = throttle.MemoryLoginThrottle(window_seconds=0, lockout_seconds=60)
+    scopes = [throttle.Scope.account(f"u{i}@example.com", 2) for i in range(3)]
+    for _ in range(3):
+        # Each window has ended by the next failure: counts restart, nothing locks.
+        assert await limiter.record_failure(scopes) == []
+    assert await limiter.retry_after(scopes) == 0
+    locking = throttle.MemoryLoginThrottle(window_seconds=60, lockout_seconds=60)
+    scope = throttle.Scope.ip("192.0.2.9", 1)
+    assert await locking.record_failure([scope]) == [scope]
+    assert 0 < await locking.retry_after([scope]) <= 60
+
+
+async def test_concurrent_registrations_of_one_email_yield_one_account(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"email": "race@example.com", "password": "racing passphrase", "name": "Race"}
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/auth/register", json=body) for _ in range(3))
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409]
+
+
+async def test_background_failures_are_logged_not_raised(app: FastAPI) -> None:
+    identity: service.Identity = app.state.identity
+
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    identity.spawn(broken())
+    await identity.drain()
+
+
+async def test_compat_authenticate_and_empty_session_list(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    user = await register_user(client)
+    actor = await service.authenticate(None, app.state.identity, token=user.access_token)
+    assert str(actor.user_id) == user.id
+    assert not actor.is_admin
+    stranger = service.Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())
+    async with app.state.database.sessions() as session:
+        assert await service.list_sessions(session, stranger) == []
+        with pytest.raises(Forbidden):
+            await audit.list_entries(
+                session, stranger, filters=audit.AuditFilter(), page=1, limit=10
+            )
+
+
+def test_asymmetric_codec_needs_a_matching_key(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs a private key"):
+        TokenCodec(algorithm="RS256", secret="s" * 40, issuer="keel")
+    assert TokenCodec(algorithm="HS256", secret="s" * 40, issuer="keel").public_key is None
+    ed_file = tmp_path / "ed.pem"
+    ed_file.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(ValueError, match="does not hold a key for RS256"):
+        load_signing_key(algorithm="RS256", key_file=ed_file, data_dir=tmp_path)
+    key = load_signing_key(algorithm="EdDSA", key_file=ed_file, data_dir=tmp_path)
+    codec = TokenCodec(algorithm="EdDSA", secret="s" * 40, issuer="keel", private_key=key)
+    assert codec.public_key is not None
+    assert load_signing_key(algorithm="HS256", key_file=None, data_dir=tmp_path) is None
+    # Generated once into the data dir, then reused.
+    first = load_signing_key(algorithm="EdDSA", key_file=None, data_dir=tmp_path / "d")
+    second = load_signing_key(algorithm="EdDSA", key_file=None, data_dir=tmp_path / "d")
+    assert first.public_key().public_bytes_raw() == second.public_key().public_bytes_raw()
+
+
+async def test_create_admin_in_process(client: httpx.AsyncClient, settings: Settings) -> None:
+    user = await register_user(client)
+    # Warm the role cache, as a running server would have it.
+    assert (await client.get("/api/v1/users", headers=user.headers)).status_code == 403
+    # The CLI runs its own event loop: a thread, as from a shell.
+    message = await asyncio.to_thread(
+        create_admin, settings, email=user.email, password="irrelevant phrase", name="X"
+    )
+    assert message.startswith("promoted administrator")
+    new = await asyncio.to_thread(
+        create_admin,
+        settings,
+        email="new-admin@example.com",
+        password="new admin phrase",
+        name="New",
+    )
+    assert new.startswith("created administrator new-admin@example.com")
+    assert (await login(client, "new-admin@example.com", "new admin phrase")).status_code == 200
+    with pytest.raises(ValueError, match="commonly used"):
+        create_admin(settings, email="x@example.com", password="password1", name="X")
