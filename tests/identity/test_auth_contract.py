@@ -234,3 +234,38 @@ async def test_profile_requires_a_valid_bearer(
     response = await client.get("/api/v1/auth/profile", headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] in {"UNAUTHORIZED", "INVALID_TOKEN"}
+
+
+async def test_unicode_names_and_passwords_round_trip(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "zoe@example.com",
+            "password": "pässwört-山田-🚀-long",
+            "name": "Zoë 山田 🚀",
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["user"]["name"] == "Zoë 山田 🚀"
+    signed_in = await login(client, "zoe@example.com", "pässwört-山田-🚀-long")
+    assert signed_in.status_code == 200
+    assert (await login(client, "zoe@example.com", "passwort-山田-🚀-long")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"refreshToken": None},
+        {"refreshToken": 123},
+        {"refreshToken": ["a"]},
+        {"refreshToken": "x" * 4097},
+        {"refreshToken": "a.b\x00.c"},
+        {"refreshToken": "a.b.c", "extra": True},
+    ],
+)
+async def test_refresh_rejects_invalid_bodies(
+    client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    response = await client.post("/api/v1/auth/refresh", json=body)
+    assert_envelope(response, 400, "VALIDATION_ERROR")
