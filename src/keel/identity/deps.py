@@ -51,5 +51,12 @@ async def get_admin_actor(actor: Annotated[Actor, Depends(get_current_actor)]) -
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]
 AdminActor = Annotated[Actor, Depends(get_admin_actor)]
-IdentityDep = Annotated[Identity, Depends(get_identity)]
+
+
+async def _identity_dependency(request: Request) -> Identity:
+    # async def: FastAPI runs a sync dependency in the thread pool (a hop per request).
+    return get_identity(request)
+
+
+IdentityDep = Annotated[Identity, Depends(_identity_dependency)]
 ContextDep = Annotated[RequestContext, Depends(get_request_context)]
