@@ -348,3 +348,21 @@ async def test_leased_hits_from_two_instances_stay_within_the_shared_limit(
         for client in clients:
             assert client is not None
             await client.aclose()
+
+
+async def test_expired_token_stops_counting_per_user(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        access_token_ttl_seconds=1,
+        rate_limit_anonymous="7/minute",
+        rate_limit_authenticated="9/minute",
+    )
+    async with serve(settings) as client:
+        user = await register_user(client)
+        first = await client.get("/api/v1/nowhere", headers=user.headers)
+        again = await client.get("/api/v1/nowhere", headers=user.headers)  # verified-token cache
+        assert first.headers["ratelimit-limit"] == again.headers["ratelimit-limit"] == "9"
+        await asyncio.sleep(2.1)  # past the token's expiry
+        expired = await client.get("/api/v1/nowhere", headers=user.headers)
+        assert expired.headers["ratelimit-limit"] == "7"
