@@ -116,3 +116,24 @@ async def test_create_admin_in_process(client: httpx.AsyncClient, settings: Sett
     assert (await login(client, "new-admin@example.com", "new admin phrase")).status_code == 200
     with pytest.raises(ValueError, match="commonly used"):
         create_admin(settings, email="x@example.com", password="password1", name="X")
+
+
+async def test_redis_throttle_falls_back_to_process_counting_when_redis_fails() -> None:
+    import socket
+
+    from redis.asyncio import Redis
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    limiter = throttle.RedisLoginThrottle(client, window_seconds=60, lockout_seconds=60)
+    scope = throttle.Scope.account("down@example.com", 2)
+    try:
+        assert await limiter.retry_after([scope]) == 0
+        assert await limiter.record_failure([scope]) == []
+        assert await limiter.record_failure([scope]) == [scope]
+        assert await limiter.retry_after([scope]) > 0
+        await limiter.reset(scope)
+    finally:
+        await client.aclose()

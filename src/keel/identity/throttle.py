@@ -12,9 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from keel.platform.security import sha256_hex
+
+log = structlog.get_logger("keel.identity.throttle")
 
 KEY_PREFIX = "keel:login"
 # The in-process table is pruned of expired entries when it grows past this many keys.
@@ -91,14 +95,49 @@ class MemoryLoginThrottle:
 
 
 class RedisLoginThrottle:
-    """The scaled-out throttle: INCR with a window expiry, a lock key with the lockout TTL."""
+    """The scaled-out throttle: INCR with a window expiry, a lock key with the lockout TTL.
+
+    When Redis fails, counting continues in process (per instance) rather than failing
+    sign-ins: weaker across instances for the outage, never an open door, never an outage.
+    """
 
     def __init__(self, redis: Redis, *, window_seconds: int, lockout_seconds: int) -> None:
         self._redis = redis
         self._window = window_seconds
         self._lockout = lockout_seconds
+        self._fallback = MemoryLoginThrottle(
+            window_seconds=window_seconds, lockout_seconds=lockout_seconds
+        )
+        self._degraded = False
+
+    def _failed(self, exc: Exception) -> MemoryLoginThrottle:
+        if not self._degraded:
+            self._degraded = True
+            log.warning("login_throttle_redis_unavailable", error_type=type(exc).__name__)
+        return self._fallback
 
     async def retry_after(self, scopes: list[Scope]) -> int:
+        try:
+            shared = await self._shared_retry_after(scopes)
+        except (RedisError, OSError) as exc:
+            return await self._failed(exc).retry_after(scopes)
+        self._degraded = False
+        return max(shared, await self._fallback.retry_after(scopes))
+
+    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+        try:
+            return await self._shared_record_failure(scopes)
+        except (RedisError, OSError) as exc:
+            return await self._failed(exc).record_failure(scopes)
+
+    async def reset(self, scope: Scope) -> None:
+        await self._fallback.reset(scope)
+        try:
+            await self._redis.delete(_key(scope, "fail"))
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def _shared_retry_after(self, scopes: list[Scope]) -> int:
         async with self._redis.pipeline(transaction=False) as pipe:
             for scope in scopes:
                 pipe.pttl(_key(scope, "lock"))
@@ -106,7 +145,7 @@ class RedisLoginThrottle:
         longest = max((ttl for ttl in ttls if ttl > 0), default=0)
         return math.ceil(longest / 1000)
 
-    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+    async def _shared_record_failure(self, scopes: list[Scope]) -> list[Scope]:
         async with self._redis.pipeline(transaction=True) as pipe:
             for scope in scopes:
                 key = _key(scope, "fail")
@@ -124,9 +163,6 @@ class RedisLoginThrottle:
                 if started:
                     locked.append(scope)
         return locked
-
-    async def reset(self, scope: Scope) -> None:
-        await self._redis.delete(_key(scope, "fail"))
 
 
 def _key(scope: Scope, suffix: str = "") -> str:
