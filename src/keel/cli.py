@@ -133,5 +133,13 @@ def create_admin(
     typer.echo(message)
 
 
+@cli.command("purge-sessions")
+def purge_sessions() -> None:
+    """Delete refresh-token session rows whose whole family has expired."""
+    from keel.identity.cli import purge_sessions as run
+
+    typer.echo(f"purged {run(_settings())} expired session rows")
+
+
 def main() -> None:
     cli()

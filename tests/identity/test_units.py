@@ -137,3 +137,33 @@ async def test_redis_throttle_falls_back_to_process_counting_when_redis_fails() 
         await limiter.reset(scope)
     finally:
         await client.aclose()
+
+
+async def test_purge_sessions_removes_only_fully_expired_families(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from keel.identity.cli import purge_sessions
+
+    old = await register_user(client)
+    live = await register_user(client)
+    # Rotate the old session once, then let that whole family expire.
+    await client.post("/api/v1/auth/refresh", json={"refreshToken": old.refresh_token})
+    async with app.state.database.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE auth_sessions SET expires_at = :at WHERE user_id = :uid"),
+            {
+                "at": datetime.now(UTC) - timedelta(days=1),
+                "uid": uuid.UUID(old.id)
+                if app.state.database.dialect == "postgresql"
+                else uuid.UUID(old.id).hex,
+            },
+        )
+    assert await asyncio.to_thread(purge_sessions, settings) == 2
+    assert (await client.get("/api/v1/auth/profile", headers=live.headers)).status_code == 200
+    async with app.state.database.sessions() as session:
+        remaining = (await session.execute(text("SELECT count(*) FROM auth_sessions"))).scalar_one()
+    assert remaining == 1

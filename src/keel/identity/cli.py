@@ -49,3 +49,20 @@ async def _create_admin(settings: Settings, data: RegisterIn) -> str:
             await app.state.redis.aclose()
         identity.hasher.close()
         await app.state.database.dispose()
+
+
+def purge_sessions(settings: Settings) -> int:
+    """Delete expired session families; returns the number of rows removed."""
+    return asyncio.run(_purge_sessions(settings))
+
+
+async def _purge_sessions(settings: Settings) -> int:
+    from keel.identity import repository
+    from keel.platform.db import Database, utcnow
+
+    database = Database.from_settings(settings)
+    try:
+        async with database.sessions() as session, session.begin():
+            return await repository.delete_expired_families(session, before=utcnow())
+    finally:
+        await database.dispose()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, column, exists, func, select, table, update
+from sqlalchemy import and_, column, delete, exists, func, select, table, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from keel.identity.models import AuthSession, User
@@ -97,6 +97,28 @@ async def revoke_families(
             .execution_options(synchronize_session=False)
         )
     return revoked
+
+
+async def delete_expired_families(session: AsyncSession, *, before: datetime) -> int:
+    """Delete whole families whose every step expired before `before` (never part of a live
+    family: steps point at their parent, and the parent link cascades)."""
+    dead = (
+        select(AuthSession.family_id)
+        .group_by(AuthSession.family_id)
+        .having(func.max(AuthSession.expires_at) < before)
+    )
+    # Counted first: SQLite's row count leaves out rows removed by the parent cascade.
+    count = (
+        await session.execute(
+            select(func.count()).select_from(AuthSession).where(AuthSession.family_id.in_(dead))
+        )
+    ).scalar_one()
+    await session.execute(
+        delete(AuthSession)
+        .where(AuthSession.family_id.in_(dead))
+        .execution_options(synchronize_session=False)
+    )
+    return int(count)
 
 
 async def family_ids_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
