@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -13,8 +15,8 @@ from keel.app import create_redis
 from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.metrics import REGISTRY
 from keel.settings import Settings
-from tests.conftest import TEST_REDIS_URL
-from tests.servers import free_port
+from tests.conftest import FAST_ARGON2, TEST_REDIS_URL, register_user
+from tests.servers import free_port, run_server
 
 needs_redis = pytest.mark.skipif(not TEST_REDIS_URL, reason="L2 needs Redis")
 
@@ -274,3 +276,71 @@ async def test_redis_outage_degrades_to_l1_and_logs_once(
         await cache.close()
         await dead.aclose()
     assert capsys.readouterr().out.count("cache_redis_unavailable") == 1
+
+
+@needs_redis
+async def test_writes_through_one_server_process_reach_the_other(
+    database_url: str, redis_url: str | None, tmp_path: Path
+) -> None:
+    """Two real instances on one PostgreSQL + Redis: neither serves the other's stale data
+    longer than the L1 TTL (in practice: the pub/sub delay)."""
+    assert redis_url
+    env = {
+        "KEEL_DATABASE_URL": database_url,
+        "KEEL_REDIS_URL": redis_url,
+        "KEEL_SECRET_KEY": "test-secret-" + "x" * 40,
+        "KEEL_DATA_DIR": str(tmp_path / "data"),
+        "KEEL_RATE_LIMIT_ENABLED": "false",
+        **{f"KEEL_{k.upper()}": str(v) for k, v in FAST_ARGON2.items()},
+    }
+
+    async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+        # Bounded by the L1 TTL (5 s): the worst case if an invalidation message were lost.
+        for _ in range(250):
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the other instance kept serving stale data")
+
+    with run_server(env, log_dir=tmp_path) as first, run_server(env, log_dir=tmp_path) as second:
+        async with (
+            httpx.AsyncClient(base_url=first.url) as a,
+            httpx.AsyncClient(base_url=second.url) as b,
+        ):
+            user = await register_user(a)
+            created = await a.post(
+                "/api/v1/projects", json={"name": "Before"}, headers=user.headers
+            )
+            assert created.status_code == 201, created.text
+            url = f"/api/v1/projects/{created.json()['id']}"
+            # Warm the second instance's caches (project, first list page, session liveness).
+            assert (await b.get(url, headers=user.headers)).json()["name"] == "Before"
+            assert len((await b.get("/api/v1/projects", headers=user.headers)).json()["data"]) == 1
+
+            patched = await a.patch(url, json={"name": "After"}, headers=user.headers)
+            assert patched.status_code == 200, patched.text
+
+            async def project_fresh() -> bool:
+                return (await b.get(url, headers=user.headers)).json()["name"] == "After"
+
+            async def list_fresh() -> bool:
+                page = (await b.get("/api/v1/projects", headers=user.headers)).json()
+                return [p["name"] for p in page["data"]] == ["After"]
+
+            await eventually(project_fresh)
+            await eventually(list_fresh)
+
+            # Sign-out through the first instance ends the session on the second one too.
+            out = await a.post(
+                "/api/v1/auth/logout",
+                json={"refreshToken": user.refresh_token},
+                headers=user.headers,
+            )
+            assert out.status_code == 204, out.text
+
+            async def refused() -> bool:
+                return (
+                    await b.get("/api/v1/auth/profile", headers=user.headers)
+                ).status_code == 401
+
+            await eventually(refused)
