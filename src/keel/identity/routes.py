@@ -240,7 +240,7 @@ async def mfa_enable(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Turn MFA off (needs the password and a current code)",
-    responses=error_responses(Unauthorized, Forbidden, Conflict),
+    responses=error_responses(Unauthorized, Forbidden, Conflict, ServiceUnavailable),
 )
 async def mfa_disable(
     body: MfaDisableIn,
@@ -278,7 +278,7 @@ async def export(actor: CurrentActor, session: SessionDep) -> ExportOut:
     response_class=Response,
     summary="Delete the caller's account and all its data (GDPR Art. 17)",
     description="Needs the password. Projects and sessions go with the account.",
-    responses=error_responses(Unauthorized, Forbidden),
+    responses=error_responses(Unauthorized, Forbidden, ServiceUnavailable),
 )
 async def delete_account(
     body: AccountDeleteIn,
