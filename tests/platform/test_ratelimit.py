@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -353,16 +354,21 @@ async def test_leased_hits_from_two_instances_stay_within_the_shared_limit(
 async def test_expired_token_stops_counting_per_user(
     make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings(
-        access_token_ttl_seconds=1,
-        rate_limit_anonymous="7/minute",
-        rate_limit_authenticated="9/minute",
-    )
+    settings = make_settings(rate_limit_anonymous="7/minute", rate_limit_authenticated="9/minute")
     async with serve(settings) as client:
-        user = await register_user(client)
-        first = await client.get("/api/v1/nowhere", headers=user.headers)
-        again = await client.get("/api/v1/nowhere", headers=user.headers)  # verified-token cache
+        app: FastAPI = client.app  # type: ignore[attr-defined]
+        # A real access token with 0.5-1.5 s of life left (exp is whole seconds).
+        token = app.state.identity.tokens.encode(
+            subject=str(uuid.uuid4()),
+            token_type="access",
+            ttl=timedelta(seconds=900),
+            claims={"sid": str(uuid.uuid4()), "role": "user"},
+            now=datetime.now(UTC) - timedelta(seconds=898.5),
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        first = await client.get("/api/v1/nowhere", headers=headers)
+        again = await client.get("/api/v1/nowhere", headers=headers)  # verified-token cache
         assert first.headers["ratelimit-limit"] == again.headers["ratelimit-limit"] == "9"
-        await asyncio.sleep(2.1)  # past the token's expiry
-        expired = await client.get("/api/v1/nowhere", headers=user.headers)
+        await asyncio.sleep(1.6)  # past the token's expiry
+        expired = await client.get("/api/v1/nowhere", headers=headers)
         assert expired.headers["ratelimit-limit"] == "7"
