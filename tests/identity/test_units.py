@@ -118,22 +118,32 @@ async def test_create_admin_in_process(client: httpx.AsyncClient, settings: Sett
         create_admin(settings, email="x@example.com", password="password1", name="X")
 
 
-async def test_redis_throttle_falls_back_to_process_counting_when_redis_fails() -> None:
+async def test_redis_throttle_falls_back_to_process_counting_when_redis_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import socket
 
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    client = Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
     limiter = throttle.RedisLoginThrottle(client, window_seconds=60, lockout_seconds=60)
     scope = throttle.Scope.account("down@example.com", 2)
     try:
-        assert await limiter.retry_after([scope]) == 0
+        assert await limiter.retry_after([scope]) == 0  # Redis tried, failed: counted locally
         assert await limiter.record_failure([scope]) == []
         assert await limiter.record_failure([scope]) == [scope]
         assert await limiter.retry_after([scope]) > 0
+        await limiter.reset(scope)
+        # Once the back-off has passed, Redis is tried again (and fails again here).
+        monkeypatch.setattr(throttle, "REDIS_RETRY_SECONDS", 0.0)
+        limiter._retry_at = 0.0
+        assert await limiter.record_failure([throttle.Scope.ip("192.0.2.1", 5)]) == []
+        limiter._retry_at = 0.0
         await limiter.reset(scope)
     finally:
         await client.aclose()

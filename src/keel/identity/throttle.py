@@ -21,6 +21,9 @@ from keel.platform.security import sha256_hex
 log = structlog.get_logger("keel.identity.throttle")
 
 KEY_PREFIX = "keel:login"
+# After a Redis error, Redis is not asked again for this long: an outage costs no per-login
+# connection attempts and retries.
+REDIS_RETRY_SECONDS = 2.0
 # The in-process table is pruned of expired entries when it grows past this many keys.
 MEMORY_PRUNE_AT = 100_000
 
@@ -109,22 +112,35 @@ class RedisLoginThrottle:
             window_seconds=window_seconds, lockout_seconds=lockout_seconds
         )
         self._degraded = False
+        self._retry_at = 0.0
 
     def _failed(self, exc: Exception) -> MemoryLoginThrottle:
+        self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
         if not self._degraded:
             self._degraded = True
             log.warning("login_throttle_redis_unavailable", error_type=type(exc).__name__)
         return self._fallback
 
+    def _redis_usable(self) -> bool:
+        return not self._degraded or time.monotonic() >= self._retry_at
+
     async def retry_after(self, scopes: list[Scope]) -> int:
+        local = await self._fallback.retry_after(scopes)
+        if not self._redis_usable():
+            return local
         try:
             shared = await self._shared_retry_after(scopes)
         except (RedisError, OSError) as exc:
-            return await self._failed(exc).retry_after(scopes)
-        self._degraded = False
-        return max(shared, await self._fallback.retry_after(scopes))
+            self._failed(exc)
+            return local
+        if self._degraded:
+            self._degraded = False
+            log.info("login_throttle_redis_recovered")
+        return max(shared, local)
 
     async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+        if not self._redis_usable():
+            return await self._fallback.record_failure(scopes)
         try:
             return await self._shared_record_failure(scopes)
         except (RedisError, OSError) as exc:
@@ -132,6 +148,8 @@ class RedisLoginThrottle:
 
     async def reset(self, scope: Scope) -> None:
         await self._fallback.reset(scope)
+        if not self._redis_usable():
+            return
         try:
             await self._redis.delete(_key(scope, "fail"))
         except (RedisError, OSError) as exc:
