@@ -139,7 +139,8 @@ async def run(args: argparse.Namespace, base: str, rss: PeakRss) -> None:
         statuses = [s for _, s in results2]
         print(
             describe(f"{args.concurrent} concurrent logins", [t for t, _ in results2])
-            + f" | all done in {wall:.2f} s = {len(results2) / wall:.1f} logins/s"
+            + f" | all answered in {wall:.2f} s; "
+            + f"{statuses.count(200) / wall:.1f} successful logins/s"
             + f" | statuses { {s: statuses.count(s) for s in set(statuses)} }"
         )
         print(
