@@ -34,4 +34,22 @@ PY
   then export BENCH_BACKENDS="postgres,sqlite"; else export BENCH_BACKENDS="sqlite"; fi
 fi
 
-exec timeout 900 "$PY" bench/driver.py
+timeout 900 "$PY" bench/driver.py
+
+# Real-time: idle WebSocket capacity and commit-to-delivery latency (one instance).
+echo "bench: real-time scenario (${BENCH_WS_CONNECTIONS:-10000} idle WebSockets, 1000 subscribers)"
+RT_ARGS=(--connections "${BENCH_WS_CONNECTIONS:-10000}")
+if [[ "$BENCH_BACKENDS" == *postgres* ]]; then
+  "$PY" - <<'PY'
+import asyncio, os, asyncpg
+async def recreate():
+    conn = await asyncpg.connect(os.environ["BENCH_PG_URL"] + "/postgres")
+    await conn.execute("DROP DATABASE IF EXISTS keel_bench_realtime WITH (FORCE)")
+    await conn.execute("CREATE DATABASE keel_bench_realtime")
+    await conn.close()
+asyncio.run(recreate())
+PY
+  RT_ARGS+=(--database-url "postgresql+asyncpg://${BENCH_PG_URL#postgresql://}/keel_bench_realtime"
+            --redis-url "$BENCH_REDIS_URL")
+fi
+timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" | tee bench/results/realtime.txt

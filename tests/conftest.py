@@ -61,7 +61,7 @@ def _pg_admin_url(url: str) -> str:
     return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
-async def _recreate_pg_database(url: str) -> None:
+async def recreate_pg_database(url: str) -> None:
     name = make_url(url).database
     assert name, "the test database URL must name a database"
     assert name.replace("_", "").isalnum(), "test database name must be simple"
@@ -88,7 +88,7 @@ async def _check_redis(url: str) -> None:
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     if is_postgres():
         try:
-            asyncio.run(_recreate_pg_database(TEST_DATABASE_URL))
+            asyncio.run(recreate_pg_database(TEST_DATABASE_URL))
         except OSError as exc:
             if IN_CI:
                 pytest.fail(f"PostgreSQL unreachable at {TEST_DATABASE_URL}: {exc}")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.audit import routes as audit_routes
@@ -62,6 +64,33 @@ def create_redis(settings: Settings) -> Redis | None:
         socket_connect_timeout=settings.redis_timeout_seconds,
     )
     return Redis(connection_pool=pool)
+
+
+def _without_default_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents a 422 `HTTPValidationError` on every route; Keel answers validation
+    failures with 400 and the error envelope instead, so that 422 would be a false promise."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.get("responses", {})
+                    ref = str(responses.get("422", {}).get("content", {}))
+                    if "HTTPValidationError" in ref:
+                        del responses["422"]
+            components = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -204,6 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         hsts_max_age=settings.hsts_max_age,
     )
+    app.openapi = _without_default_422(app)  # type: ignore[method-assign]
     return app
 
 

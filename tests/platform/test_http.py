@@ -170,3 +170,32 @@ async def test_register_then_profile_round_trip(client: httpx.AsyncClient) -> No
     assert response.status_code == 200
     assert response.json()["email"] == "round.trip@example.com"
     assert set(response.json()) == {"id", "email", "name", "role", "createdAt"}
+
+
+async def test_pool_timeout_anywhere_is_a_503_with_retry_after(client: httpx.AsyncClient) -> None:
+    from fastapi import FastAPI
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app: FastAPI = client._transport.app  # type: ignore[attr-defined]
+
+    @app.get("/pool-timeout-test")
+    async def saturated() -> None:
+        raise PoolTimeout("QueuePool limit of size 5 overflow 0 reached")
+
+    response = await client.get("/pool-timeout-test")
+    body = assert_envelope(response, 503, "SERVICE_UNAVAILABLE")
+    assert response.headers["retry-after"] == "1"
+    assert "QueuePool" not in str(body)
+
+
+def test_driver_loggers_stay_quiet_at_debug() -> None:
+    import logging
+
+    from keel.platform.logging import configure_logging
+
+    configure_logging(level="DEBUG", fmt="json")
+    try:
+        for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+            assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+    finally:
+        configure_logging(level="INFO", fmt="json")

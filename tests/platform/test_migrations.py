@@ -8,25 +8,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import inspect, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import keel.models
 from keel import migrations
-from tests.conftest import TEST_DATABASE_URL, _pg_admin_url, is_postgres
+from tests.conftest import TEST_DATABASE_URL, is_postgres, recreate_pg_database
 
 
 async def _fresh_pg_database() -> str:
     url = make_url(TEST_DATABASE_URL)
-    name = f"{url.database}_migrations"
-    engine = create_async_engine(_pg_admin_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    fresh = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
+    await recreate_pg_database(fresh)
+    return fresh
 
 
 async def _tables_and_diff(url: str) -> tuple[set[str], list[object]]:
@@ -45,9 +39,7 @@ async def _tables_and_diff(url: str) -> tuple[set[str], list[object]]:
                     for d in compare_metadata(context, keel.models.Base.metadata)
                     if not (isinstance(d, tuple) and d[0] in {"add_index", "remove_index"})
                 ]
-                db_indexes = {
-                    ix["name"] for table in tables for ix in inspector.get_indexes(table)
-                }
+                db_indexes = {ix["name"] for table in tables for ix in inspector.get_indexes(table)}
                 model_indexes = {
                     str(ix.name)
                     for table in keel.models.Base.metadata.tables.values()

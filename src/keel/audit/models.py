@@ -6,12 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from keel.platform.db import Base, JSONType, UTCDateTime, UUIDType, utcnow
-
-BigIntPK = BigInteger().with_variant(Integer, "sqlite")
+from keel.platform.db import Base, BigIntPK, JSONType, UTCDateTime, UUIDType, utcnow
 
 
 class AuditEntry(Base):

@@ -10,11 +10,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid, event, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    TypeDecorator,
+    Uuid,
+    event,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -63,6 +72,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 # JSON on SQLite, JSONB on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 UUIDType = Uuid(as_uuid=True)
+# 64-bit ids on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
+BigIntPK = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utcnow() -> datetime:
@@ -170,10 +181,8 @@ async def _transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
     try:
         async with factory() as session, session.begin():
             yield session
-    except PoolTimeoutError as exc:
-        raise ServiceUnavailable(
-            "The database is busy; try again shortly", headers={"Retry-After": "1"}
-        ) from exc
+    # A pool timeout propagates as is: keel.platform.errors renders it as a 503 wherever it
+    # happens, in this transaction or in one a service opened itself.
     except OperationalError as exc:
         if "database is locked" in str(exc) or "connection" in str(exc).lower():
             raise ServiceUnavailable(

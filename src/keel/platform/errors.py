@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import TimeoutError as SQLAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -307,8 +308,22 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _pool_timeout_handler(request: Request, exc: Exception) -> Response:
+    # Raised wherever a connection is checked out (request transactions and the short ones
+    # services open themselves): the database is saturated, so tell the client to come back.
+    log.warning("db_pool_timeout")
+    return error_response(
+        request,
+        status_code=503,
+        code="SERVICE_UNAVAILABLE",
+        message="The database is busy; try again shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(SQLAlchemyPoolTimeout, _pool_timeout_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     # Unhandled exceptions are rendered by keel.platform.http.PlatformMiddleware.

@@ -413,6 +413,21 @@ See docs/realtime.md.
 """
 
 
+# Each message of the stream, as an SSE parser sees it (keep-alive comments carry no data).
+SSE_MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "JSON text of the event"},
+        "retry": {"type": "integer"},
+    },
+}
+JSON_ERROR_RESPONSE: dict[str, Any] = {
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+}
+
+
 @router.get(
     "/events",
     status_code=200,
@@ -421,10 +436,13 @@ See docs/realtime.md.
     response_class=EventStreamResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_MESSAGE_SCHEMA}},
             "description": "An endless event stream",
         },
-        **error_responses(Unauthorized),
+        # Spelled out rather than error_responses(): FastAPI files a `model` response under
+        # the route's media type, and errors here are JSON, not an event stream.
+        400: JSON_ERROR_RESPONSE | {"description": "Validation failed"},
+        401: JSON_ERROR_RESPONSE | {"description": "Missing, invalid or expired credentials"},
     },
 )
 async def stream_events(
