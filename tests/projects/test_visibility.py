@@ -112,18 +112,17 @@ async def test_row_level_security_hides_other_owners_rows_from_a_query_without_f
     mine = {uuid.UUID((await create(client, alice))["id"]) for _ in range(2)}
     await create(client, bob)
     async with app.state.database.sessions() as session, session.begin():
-        # The test database role is a superuser, which bypasses RLS; act as a plain role, as a
-        # production deployment must connect.
-        await session.execute(
-            text(
-                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
-                "'keel_rls_probe') THEN CREATE ROLE keel_rls_probe NOLOGIN NOSUPERUSER "
-                "NOBYPASSRLS; END IF; END $$"
+        bypass = (
+            await session.execute(
+                text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
             )
-        )
-        await session.execute(text("GRANT SELECT, UPDATE ON projects TO keel_rls_probe"))
+        ).scalar_one()
+    if bypass:
+        await _grant_probe_role(app)
     async with app.state.database.sessions() as session, session.begin():
-        await session.execute(text("SET LOCAL ROLE keel_rls_probe"))
+        if bypass:
+            # A superuser bypasses RLS; act as a plain role, as production must connect.
+            await session.execute(text("SET LOCAL ROLE keel_rls_probe"))
         # No actor named at all: default deny.
         assert (await session.execute(select(Project.id))).all() == []
         await set_rls_actor(session, user_id=uuid.UUID(alice.id), role="user")
@@ -135,3 +134,15 @@ async def test_row_level_security_hides_other_owners_rows_from_a_query_without_f
         await set_rls_actor(session, user_id=uuid.UUID(alice.id), role="admin")
         assert len((await session.execute(select(Project.id))).all()) == 3
         await session.rollback()
+
+
+async def _grant_probe_role(app: FastAPI) -> None:
+    async with app.state.database.sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+                "'keel_rls_probe') THEN CREATE ROLE keel_rls_probe NOLOGIN NOSUPERUSER "
+                "NOBYPASSRLS; END IF; END $$"
+            )
+        )
+        await session.execute(text("GRANT SELECT, UPDATE ON projects TO keel_rls_probe"))
