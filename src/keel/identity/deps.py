@@ -37,7 +37,13 @@ async def get_current_actor(
     # async def: this runs on every authenticated request (a sync dependency costs a thread hop).
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token", code="UNAUTHORIZED")
-    actor = await service.authenticate_token(get_identity(request), token=credentials.credentials)
+    token = credentials.credentials
+    # The rate-limit layer verified this token already (signature, expiry, type): reuse it.
+    verified = getattr(request.state, "access_claims", None)
+    claims = verified[1] if verified is not None and verified[0] == token else None
+    actor = await service.authenticate_token(
+        get_identity(request), token=token, verified_claims=claims
+    )
     request.state.actor = actor
     structlog.contextvars.bind_contextvars(user_id=str(actor.user_id))
     return actor
