@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, column, delete, exists, func, select, table, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from keel.identity.models import AuthSession, User
@@ -23,22 +24,22 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     return result.scalar_one_or_none()
 
 
-async def live_session_role(
+async def live_session_user(
     conn: AsyncConnection, *, family_id: uuid.UUID, user_id: uuid.UUID
-) -> str | None:
-    """The user's role while the session family exists, has no revoked step and the user is
-    active; None otherwise. One round trip, Core only: this runs on cache misses of the
-    per-request authentication check."""
+) -> Row[str, str, str, datetime] | None:
+    """(role, email, name, created_at) while the session family exists, has no revoked step
+    and the user is active; None otherwise. One round trip, Core only: this runs on cache
+    misses of the per-request authentication check."""
     family = AuthSession.__table__
+    users = User.__table__
     in_family = and_(family.c.family_id == family_id, family.c.user_id == user_id)
-    stmt = select(User.__table__.c.role).where(
-        User.__table__.c.id == user_id,
-        User.__table__.c.is_active.is_(True),
+    stmt = select(users.c.role, users.c.email, users.c.name, users.c.created_at).where(
+        users.c.id == user_id,
+        users.c.is_active.is_(True),
         exists().where(in_family),
         ~exists().where(in_family, family.c.revoked_at.is_not(None)),
     )
-    row = (await conn.execute(stmt)).first()
-    return str(row[0]) if row else None
+    return (await conn.execute(stmt)).first()
 
 
 async def get_session_by_jti_hash(session: AsyncSession, jti_hash: str) -> AuthSession | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from keel.identity import service
 from keel.identity.deps import AdminActor, ContextDep, CurrentActor, IdentityDep
@@ -145,8 +145,12 @@ async def logout(
     summary="The signed-in user",
     responses=error_responses(Unauthorized),
 )
-async def profile(actor: CurrentActor, session: SessionDep) -> UserOut:
-    return UserOut.model_validate(await service.get_profile(session, actor))
+async def profile(actor: CurrentActor, request: Request) -> UserOut:
+    # Authentication has just read the user (from the cache): no transaction needed.
+    if actor.profile is None:  # pragma: no cover - CurrentActor always carries the profile
+        async with request.app.state.database.sessions() as session:
+            return UserOut.model_validate(await service.get_profile(session, actor))
+    return UserOut.model_validate(actor.profile)
 
 
 @router.get(

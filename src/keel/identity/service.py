@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pyotp
 import structlog
 from redis.asyncio import Redis
@@ -58,7 +59,8 @@ from keel.settings import Settings
 
 log = structlog.get_logger("keel.identity")
 
-SESSION_CACHE_PREFIX = "identity:session:"
+# v2: the entry holds the profile JSON (v1 held the bare role).
+SESSION_CACHE_PREFIX = "identity:session:v2:"
 # Cached for a family that is revoked, or whose user is gone or deactivated.
 DEAD = b"!"
 TOTP_ISSUER = "Keel"
@@ -71,6 +73,9 @@ class Actor:
     user_id: uuid.UUID
     role: str
     session_id: uuid.UUID
+    # The user as /auth/profile shows it, when authentication read it (from the cache).
+    # Any: JSON-decoded values.
+    profile: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -266,13 +271,27 @@ async def authenticate_token(
     state = await identity.cache.get(key)
     if state is None:
         async with identity.db.primary.connect() as conn:
-            role = await repository.live_session_role(conn, family_id=session_id, user_id=user_id)
-        state = role.encode() if role else DEAD
+            row = await repository.live_session_user(conn, family_id=session_id, user_id=user_id)
+        state = (
+            orjson.dumps(
+                {
+                    "id": str(user_id),
+                    "role": row.role,
+                    "email": row.email,
+                    "name": row.name,
+                    "createdAt": row.created_at,
+                }
+            )
+            if row
+            else DEAD
+        )
         await identity.cache.set(key, state, ttl=identity.settings.auth_cache_ttl_seconds)
     if state == DEAD:
         raise Unauthorized("Session has ended; sign in again", code="SESSION_REVOKED")
-    # The role comes from the server, not the token: a demotion applies at once.
-    return Actor(user_id=user_id, role=state.decode(), session_id=session_id)
+    profile = orjson.loads(state)
+    # The role comes from the server, not the token: a demotion applies at once. The entry
+    # is dropped by forget_sessions whenever role, activity or the account change.
+    return Actor(user_id=user_id, role=profile["role"], session_id=session_id, profile=profile)
 
 
 async def authenticate(session: AsyncSession | None, identity: Identity, *, token: str) -> Actor:
