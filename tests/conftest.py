@@ -159,6 +159,8 @@ def make_settings(
             "redis_url": redis_url,
             "secret_key": "test-secret-" + "x" * 40,
             "log_format": "json",
+            # Brute-force tests fail many logins; the slow-down is tested on its own.
+            "login_failure_delay_max_seconds": 0,
             **FAST_ARGON2,
         }
         values.update(overrides)

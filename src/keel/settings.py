@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
     login_lockout_seconds: int = Field(default=15 * 60, ge=1)
+    # Failed sign-ins are answered ever later (0.25 s, 0.5 s, 1 s, …) up to this, then locked.
+    login_failure_delay_max_seconds: float = Field(default=2.0, ge=0)
     # How long a session's liveness (revoked? user active? role) is cached; revocations
     # delete the entry on every instance, so this only bounds how often the database is asked.
     auth_cache_ttl_seconds: float = Field(default=60.0, gt=0)

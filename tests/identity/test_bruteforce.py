@@ -111,3 +111,27 @@ async def test_lockout_is_shared_by_instances_through_redis(
                 await login(b, user.email, "wrong password!")
                 assert_envelope(await login(a, user.email, user.password), 429, "LOGIN_LOCKED")
                 assert_envelope(await login(b, user.email, user.password), 429, "LOGIN_LOCKED")
+
+
+async def test_repeated_failures_are_slowed_then_locked(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # A tiny ceiling keeps the test fast while the slow-down path really runs.
+    config = make_settings(
+        rate_limit_enabled=False,
+        login_max_failures_per_account=3,
+        login_failure_delay_max_seconds=0.01,
+    )
+    app = create_app(config)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.9", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as c:
+            user = await register_user(c)
+            for _ in range(2):
+                assert_envelope(
+                    await login(c, user.email, "wrong password!"), 401, "INVALID_CREDENTIALS"
+                )
+            assert_envelope(
+                await login(c, user.email, "wrong password!"), 401, "INVALID_CREDENTIALS"
+            )
+            assert_envelope(await login(c, user.email, user.password), 429, "LOGIN_LOCKED")

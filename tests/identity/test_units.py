@@ -28,11 +28,11 @@ async def test_memory_throttle_forgets_expired_windows(monkeypatch: pytest.Monke
     scopes = [throttle.Scope.account(f"u{i}@example.com", 2) for i in range(3)]
     for _ in range(3):
         # Each window has ended by the next failure: counts restart, nothing locks.
-        assert await limiter.record_failure(scopes) == []
+        assert (await limiter.record_failure(scopes)).locked == []
     assert await limiter.retry_after(scopes) == 0
     locking = throttle.MemoryLoginThrottle(window_seconds=60, lockout_seconds=60)
     scope = throttle.Scope.ip("192.0.2.9", 1)
-    assert await locking.record_failure([scope]) == [scope]
+    assert (await locking.record_failure([scope])).locked == [scope]
     assert 0 < await locking.retry_after([scope]) <= 60
 
 
@@ -135,14 +135,18 @@ async def test_redis_throttle_falls_back_to_process_counting_when_redis_fails(
     scope = throttle.Scope.account("down@example.com", 2)
     try:
         assert await limiter.retry_after([scope]) == 0  # Redis tried, failed: counted locally
-        assert await limiter.record_failure([scope]) == []
-        assert await limiter.record_failure([scope]) == [scope]
+        first = await limiter.record_failure([scope])
+        assert first.locked == []
+        assert first.count == 1
+        second = await limiter.record_failure([scope])
+        assert second.locked == [scope]
+        assert second.count == 2
         assert await limiter.retry_after([scope]) > 0
         await limiter.reset(scope)
         # Once the back-off has passed, Redis is tried again (and fails again here).
         monkeypatch.setattr(throttle, "REDIS_RETRY_SECONDS", 0.0)
         limiter._retry_at = 0.0
-        assert await limiter.record_failure([throttle.Scope.ip("192.0.2.1", 5)]) == []
+        assert (await limiter.record_failure([throttle.Scope.ip("192.0.2.1", 5)])).locked == []
         limiter._retry_at = 0.0
         await limiter.reset(scope)
     finally:
@@ -177,3 +181,18 @@ async def test_purge_sessions_removes_only_fully_expired_families(
     async with app.state.database.sessions() as session:
         remaining = (await session.execute(text("SELECT count(*) FROM auth_sessions"))).scalar_one()
     assert remaining == 1
+
+
+def test_failed_sign_ins_are_slowed_more_each_time_up_to_the_ceiling() -> None:
+    delays = [throttle.failure_delay(n, ceiling=2.0) for n in range(1, 8)]
+    assert delays == [0.0, 0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
+    assert throttle.failure_delay(5, ceiling=0) == 0.0
+
+
+async def test_memory_throttle_reports_the_highest_count_across_scopes() -> None:
+    limiter = throttle.MemoryLoginThrottle(window_seconds=60, lockout_seconds=60)
+    account = throttle.Scope.account("a@example.com", 10)
+    ip = throttle.Scope.ip("192.0.2.7", 10)
+    await limiter.record_failure([ip])
+    await limiter.record_failure([ip])
+    assert (await limiter.record_failure([account, ip])).count == 3

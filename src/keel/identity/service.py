@@ -35,6 +35,7 @@ from keel.identity.throttle import (
     MemoryLoginThrottle,
     RedisLoginThrottle,
     Scope,
+    failure_delay,
 )
 from keel.platform.cache import Cache
 from keel.platform.db import Database, set_rls_actor, utcnow
@@ -352,7 +353,7 @@ async def _login_failed(
     reason: str,
 ) -> None:
     """Count the failure, audit it (and any lock it caused) in a transaction of its own."""
-    locked = await identity.throttle.record_failure(scopes)
+    failure = await identity.throttle.record_failure(scopes)
     actor_id = user.id if user else None
     await audit.record_detached(
         identity.db.sessions,
@@ -362,7 +363,7 @@ async def _login_failed(
         outcome="failure",
         details={"reason": reason},
     )
-    for scope in locked:
+    for scope in failure.locked:
         await audit.record_detached(
             identity.db.sessions,
             action="auth.lockout",
@@ -372,6 +373,11 @@ async def _login_failed(
             outcome="success",
             details={"lockoutSeconds": identity.settings.login_lockout_seconds},
         )
+    # Repeated failures are slowed before they are locked. No database connection is held
+    # here: the lookup and the audit rows used short transactions of their own.
+    delay = failure_delay(failure.count, ceiling=identity.settings.login_failure_delay_max_seconds)
+    if delay:
+        await asyncio.sleep(delay)
 
 
 def _totp(secret: str) -> pyotp.TOTP:

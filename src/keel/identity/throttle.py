@@ -46,12 +46,31 @@ class Scope:
         return cls("ip", address, threshold)
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What counting one failed sign-in found."""
+
+    locked: list[Scope]
+    count: int  # the highest failure count among the scopes, this failure included
+
+
+def failure_delay(count: int, *, ceiling: float) -> float:
+    """How long to hold the answer to the count-th failed sign-in in a window.
+
+    The first failure is answered at once (a typo), then 0.25 s, 0.5 s, 1 s… up to the
+    ceiling: repeated failures are slowed before the lockout stops them.
+    """
+    if count < 2 or ceiling <= 0:
+        return 0.0
+    return float(min(0.25 * 2 ** (count - 2), ceiling))
+
+
 class LoginThrottle(Protocol):
     async def retry_after(self, scopes: list[Scope]) -> int:
         """Seconds until every given scope is unlocked (0: none is locked)."""
 
-    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
-        """Count one failure against each scope; return the scopes this failure locked."""
+    async def record_failure(self, scopes: list[Scope]) -> Failure:
+        """Count one failure against each scope: the scopes it locked and the highest count."""
 
     async def reset(self, scope: Scope) -> None:
         """Forget the failures of a scope (after a successful sign-in)."""
@@ -71,23 +90,25 @@ class MemoryLoginThrottle:
         until = max((self._locks.get(_key(s), 0.0) for s in scopes), default=0.0)
         return math.ceil(until - now) if until > now else 0
 
-    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+    async def record_failure(self, scopes: list[Scope]) -> Failure:
         now = time.monotonic()
         if len(self._failures) > MEMORY_PRUNE_AT:
             self._prune(now)
         locked: list[Scope] = []
+        highest = 0
         for scope in scopes:
             key = _key(scope)
             count, ends = self._failures.get(key, (0, now + self._window))
             if ends <= now:
                 count, ends = 0, now + self._window
             count += 1
+            highest = max(highest, count)
             self._failures[key] = (count, ends)
             if count >= scope.threshold:
                 self._locks[key] = now + self._lockout
                 self._failures.pop(key, None)
                 locked.append(scope)
-        return locked
+        return Failure(locked=locked, count=highest)
 
     async def reset(self, scope: Scope) -> None:
         self._failures.pop(_key(scope), None)
@@ -138,7 +159,7 @@ class RedisLoginThrottle:
             log.info("login_throttle_redis_recovered")
         return max(shared, local)
 
-    async def record_failure(self, scopes: list[Scope]) -> list[Scope]:
+    async def record_failure(self, scopes: list[Scope]) -> Failure:
         if not self._redis_usable():
             return await self._fallback.record_failure(scopes)
         try:
@@ -163,7 +184,7 @@ class RedisLoginThrottle:
         longest = max((ttl for ttl in ttls if ttl > 0), default=0)
         return math.ceil(longest / 1000)
 
-    async def _shared_record_failure(self, scopes: list[Scope]) -> list[Scope]:
+    async def _shared_record_failure(self, scopes: list[Scope]) -> Failure:
         async with self._redis.pipeline(transaction=True) as pipe:
             for scope in scopes:
                 key = _key(scope, "fail")
@@ -180,7 +201,8 @@ class RedisLoginThrottle:
                 await self._redis.delete(_key(scope, "fail"))
                 if started:
                     locked.append(scope)
-        return locked
+        highest = max((int(results[index * 2]) for index in range(len(scopes))), default=0)
+        return Failure(locked=locked, count=highest)
 
 
 def _key(scope: Scope, suffix: str = "") -> str:
