@@ -56,11 +56,11 @@ async def test_background_failures_are_logged_not_raised(app: FastAPI) -> None:
     await identity.drain()
 
 
-async def test_compat_authenticate_and_empty_session_list(
+async def test_authenticate_token_and_empty_session_list(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     user = await register_user(client)
-    actor = await service.authenticate(None, app.state.identity, token=user.access_token)
+    actor = await service.authenticate_token(app.state.identity, token=user.access_token)
     assert str(actor.user_id) == user.id
     assert not actor.is_admin
     stranger = service.Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())

@@ -160,3 +160,57 @@ async def test_shutdown_closes_subscribers_with_going_away(
     assert await _closed_with(ws.conn) == 1001
     async with websockets.connect(live.ws) as conn:  # a draining instance turns clients away
         assert await _closed_with(conn) == 1001
+
+
+@pytest.fixture
+async def beating(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveServer]:
+    """Fast heartbeats, long-lived tokens: a close can only come from the session check."""
+    from asgi_lifespan import LifespanManager
+
+    from keel.app import create_app
+
+    app = create_app(make_settings(ws_heartbeat_seconds=0.2, access_token_ttl_seconds=3600))
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        async for server in serve(app):
+            yield server
+
+
+async def _close_frame(conn: websockets.ClientConnection) -> tuple[int | None, str]:
+    while True:
+        try:
+            await asyncio.wait_for(conn.recv(), 10)
+        except ConnectionClosed as closed:
+            return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+
+
+async def test_logout_ends_an_open_websocket_within_a_heartbeat(beating: LiveServer) -> None:
+    async with await _client(beating) as http:
+        user = await register_user(http)
+        other_session = await register_user(http)
+        ws = await subscribe(beating, user.access_token)
+        bystander = await subscribe(beating, other_session.access_token)
+        response = await http.post(
+            "/api/v1/auth/logout", json={"refreshToken": user.refresh_token}, headers=user.headers
+        )
+        assert response.status_code == 204
+    assert await _close_frame(ws.conn) == (4401, "Session has ended; sign in again")
+    # Another user's stream is untouched: it keeps receiving heartbeats.
+    assert (await bystander.next())["type"] == "ping"
+    await bystander.close()
+
+
+async def test_logout_ends_an_open_event_stream(beating: LiveServer) -> None:
+    async with await _client(beating) as http:
+        user = await register_user(http)
+        async with http.stream("GET", "/api/v1/events", headers=user.headers, timeout=10) as stream:
+            lines = stream.aiter_lines()
+            while await anext(lines) != "event: ready":
+                pass
+            response = await http.post(
+                "/api/v1/auth/logout",
+                json={"refreshToken": user.refresh_token},
+                headers=user.headers,
+            )
+            assert response.status_code == 204
+            rest = [line async for line in lines]  # ends: the server closes the stream
+        assert all("project." not in line for line in rest)

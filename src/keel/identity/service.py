@@ -295,11 +295,6 @@ async def authenticate_token(
     return Actor(user_id=user_id, role=profile["role"], session_id=session_id, profile=profile)
 
 
-async def authenticate(session: AsyncSession | None, identity: Identity, *, token: str) -> Actor:
-    """Kept for callers of the first version; the session is no longer needed."""
-    return await authenticate_token(identity, token=token)
-
-
 # --- registration and sign-in --------------------------------------------------------------
 
 

@@ -25,10 +25,11 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from keel.identity.deps import CurrentActor, bearer
-from keel.identity.service import Actor, Identity, authenticate
+from keel.identity.service import Actor, Identity, authenticate_token
 from keel.platform import metrics
 from keel.platform.errors import Unauthorized, error_responses
 from keel.platform.schemas import ApiModel, RequestModel, SafeStr
+from keel.platform.security import TokenError
 from keel.realtime import service
 from keel.realtime.hub import BATCH, CloseCode, EventHub, Heartbeat, Subscriber
 from keel.realtime.service import OutgoingEvent, Viewer
@@ -63,6 +64,8 @@ class AuthMessage(RequestModel):
 class Grant:
     actor: Actor
     expires_at: datetime
+    # Any: the verified JWT claims, kept to re-check the session on heartbeats.
+    claims: Mapping[str, Any]
 
 
 def _hub(connection: HTTPConnection) -> EventHub:
@@ -73,10 +76,28 @@ def _hub(connection: HTTPConnection) -> EventHub:
 async def authorize(connection: HTTPConnection, token: str) -> Grant:
     """Verify an access token like any API call; also return when it expires."""
     identity: Identity = connection.app.state.identity
-    async with connection.app.state.database.sessions() as session:
-        actor = await authenticate(session, identity, token=token)
-    claims = identity.tokens.decode(token, token_type="access")
-    return Grant(actor=actor, expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC))
+    try:
+        claims = identity.tokens.decode(token, token_type="access")
+    except TokenError as exc:
+        raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from exc
+    actor = await authenticate_token(identity, token=token, verified_claims=claims)
+    return Grant(
+        actor=actor, expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC), claims=claims
+    )
+
+
+async def still_live(connection: HTTPConnection, grant: Grant) -> bool:
+    """Whether the stream's session is still live (a cache hit, normally).
+
+    Checked on every heartbeat, so a logout, session revocation, password change or
+    deactivation ends open streams within one heartbeat interval, on every instance.
+    """
+    identity: Identity = connection.app.state.identity
+    try:
+        await authenticate_token(identity, token="", verified_claims=grant.claims)
+    except Unauthorized:
+        return False
+    return True
 
 
 def _viewer(actor: Actor, project_ids: list[uuid.UUID] | None) -> Viewer:
@@ -208,6 +229,9 @@ class _Connection:
             if isinstance(item, OutgoingEvent):
                 await self.send(item.json)
             elif isinstance(item, Heartbeat):
+                if not await still_live(self.websocket, self.grant):
+                    subscriber.close(CloseCode.UNAUTHORIZED, "Session has ended; sign in again")
+                    continue
                 await self.send(PING)
             else:
                 await self.send(item)  # a control message (pong, error, authenticated)
@@ -494,6 +518,8 @@ async def stream_events(
                 if isinstance(item, OutgoingEvent):
                     yield item.sse
                 elif isinstance(item, Heartbeat):
+                    if not await still_live(request, grant):
+                        break  # the session ended: the client must sign in again
                     yield b": keep-alive\n\n"
         finally:
             subscriber.close(CloseCode.GOING_AWAY, "Stream ended")
