@@ -203,18 +203,24 @@ def _trim_agent(context: RequestContext) -> str | None:
     return (context.user_agent or "")[:512] or None
 
 
-async def start_session(
-    session: AsyncSession, identity: Identity, *, user: User, context: RequestContext
-) -> IssuedTokens:
-    """Open a new session family for a user who just proved who they are."""
-    family_id = uuid.uuid4()
-    jti = uuid.uuid4().hex
-    now = _whole_seconds(utcnow())
+async def _add_step(
+    session: AsyncSession,
+    identity: Identity,
+    *,
+    jti: str,
+    family_id: uuid.UUID,
+    user_id: uuid.UUID,
+    parent_id: uuid.UUID | None,
+    now: datetime,
+    context: RequestContext,
+) -> None:
+    """Store one refresh-token step of a family: only the hash of its jti."""
     session.add(
         AuthSession(
             jti_hash=sha256_hex(jti),
             family_id=family_id,
-            user_id=user.id,
+            user_id=user_id,
+            parent_id=parent_id,
             issued_at=now,
             expires_at=now + timedelta(seconds=identity.settings.refresh_token_ttl_seconds),
             user_agent=_trim_agent(context),
@@ -222,6 +228,25 @@ async def start_session(
         )
     )
     await session.flush()
+
+
+async def start_session(
+    session: AsyncSession, identity: Identity, *, user: User, context: RequestContext
+) -> IssuedTokens:
+    """Open a new session family for a user who just proved who they are."""
+    family_id = uuid.uuid4()
+    jti = uuid.uuid4().hex
+    now = _whole_seconds(utcnow())
+    await _add_step(
+        session,
+        identity,
+        jti=jti,
+        family_id=family_id,
+        user_id=user.id,
+        parent_id=None,
+        now=now,
+        context=context,
+    )
     return _issue(identity, user=user, family_id=family_id, refresh_jti=jti, issued_at=now)
 
 
@@ -519,19 +544,16 @@ async def refresh(
     if step.used_at is None:
         if await repository.claim_for_rotation(session, session_id=step.id, used_at=now):
             child = identity.child_jti(jti, "refresh")
-            session.add(
-                AuthSession(
-                    jti_hash=sha256_hex(child),
-                    family_id=step.family_id,
-                    user_id=step.user_id,
-                    parent_id=step.id,
-                    issued_at=now,
-                    expires_at=now + timedelta(seconds=identity.settings.refresh_token_ttl_seconds),
-                    user_agent=_trim_agent(context),
-                    ip=context.ip,
-                )
+            await _add_step(
+                session,
+                identity,
+                jti=child,
+                family_id=step.family_id,
+                user_id=step.user_id,
+                parent_id=step.id,
+                now=now,
+                context=context,
             )
-            await session.flush()
             return _issue(
                 identity, user=user, family_id=step.family_id, refresh_jti=child, issued_at=now
             )
