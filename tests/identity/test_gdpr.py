@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from tests.conftest import is_postgres, register_user
+from tests.conftest import is_postgres, promote_to_admin, register_user
 from tests.identity.conftest import login
 from tests.platform.test_http import assert_envelope
 
@@ -98,3 +98,32 @@ async def test_delete_account_needs_a_body(client: httpx.AsyncClient) -> None:
     user = await register_user(client)
     response = await client.request("DELETE", "/api/v1/auth/account", headers=user.headers)
     assert_envelope(response, 400, "VALIDATION_ERROR")
+
+
+async def test_delete_account_announces_each_project_and_refreshes_admin_lists(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    user = await register_user(client)
+    admin = await register_user(client)
+    await promote_to_admin(app, admin.id)
+    admin_headers = {
+        "Authorization": "Bearer "
+        + (await login(client, admin.email, admin.password)).json()["accessToken"]
+    }
+    for name in ("First doomed", "Second doomed"):
+        created = await client.post("/api/v1/projects", json={"name": name}, headers=user.headers)
+        assert created.status_code == 201, created.text
+    before = await client.get("/api/v1/projects", headers=admin_headers)  # now cached
+    assert before.json()["pagination"]["total"] == 2
+
+    response = await client.request(
+        "DELETE", "/api/v1/auth/account", json={"password": user.password}, headers=user.headers
+    )
+    assert response.status_code == 204, response.text
+
+    after = await client.get("/api/v1/projects", headers=admin_headers)
+    assert after.json()["data"] == []
+    assert after.json()["pagination"]["total"] == 0
+    deleted_events = "SELECT count(*) FROM events WHERE type = 'project.deleted'"
+    assert await _count(app, deleted_events) == 2
+    assert await _count(app, "SELECT count(*) FROM audit_log WHERE action = 'project.deleted'") == 2

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.identity import service
 from keel.identity.deps import AdminActor, ContextDep, CurrentActor, IdentityDep
@@ -33,7 +36,7 @@ from keel.identity.schemas import (
     UserPage,
     UserPatchIn,
 )
-from keel.platform.db import SessionDep, utcnow
+from keel.platform.db import SessionDep, get_session, utcnow
 from keel.platform.errors import (
     BadRequest,
     Conflict,
@@ -44,6 +47,17 @@ from keel.platform.errors import (
     Unauthorized,
     error_responses,
 )
+from keel.projects import service as projects_service
+
+
+async def _account_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's transaction; once committed, the deleted projects leave the cache."""
+    async with asynccontextmanager(get_session)(request) as session:
+        yield session
+    await projects_service.invalidate_after_commit(request.app.state.projects, session)
+
+
+AccountSessionDep = Annotated[AsyncSession, Depends(_account_session, scope="function")]
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users (admin)"])
@@ -287,7 +301,7 @@ async def export(actor: CurrentActor, session: SessionDep) -> ExportOut:
 async def delete_account(
     body: AccountDeleteIn,
     actor: CurrentActor,
-    session: SessionDep,
+    session: AccountSessionDep,
     identity: IdentityDep,
     context: ContextDep,
 ) -> Response:

@@ -816,9 +816,14 @@ async def delete_account(
     The audit trail keeps rows naming the user id (no personal data beyond IPs), as the
     record of security events the operator must keep.
     """
+    # Imported here: the projects feature imports this module (for Actor) at load time.
+    from keel.projects import service as projects
+
     await _require_password(identity, actor, password)
     user = await get_profile(session, actor)
     families = await repository.family_ids_of_user(session, user.id)
+    # Announced and audited one by one before the cascade removes the rows.
+    deleted_projects = await projects.delete_all_of_owner(session, actor, context=context)
     await set_rls_actor(session, user_id=user.id, role=user.role)
     await session.delete(user)
     await session.flush()
@@ -830,6 +835,7 @@ async def delete_account(
         actor_id=actor.user_id,
         target_type="user",
         target_id=actor.user_id,
+        details={"projectsDeleted": deleted_projects},
     )
 
 

@@ -277,3 +277,10 @@ async def store_idempotent_response(
         .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
         .values(status_code=status_code, response_body=body, location=location, etag=etag)
     )
+
+
+async def live_project_ids_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> list[uuid.UUID]:
+    result = await session.execute(
+        select(projects.c.id).where(projects.c.user_id == owner_id, projects.c.deleted_at.is_(None))
+    )
+    return list(result.scalars())

@@ -710,6 +710,22 @@ async def delete_project(
     await session.flush()
 
 
+async def delete_all_of_owner(
+    session: AsyncSession, actor: Actor, *, context: RequestContext
+) -> int:
+    """Delete every live project of the actor, as account erasure starts.
+
+    Each one is audited, announced as `project.deleted` (admins watching live see it) and
+    marked for cache invalidation, exactly like a single delete; the account's cascade then
+    removes the rows.
+    """
+    await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
+    ids = await repository.live_project_ids_of_owner(session, actor.user_id)
+    for project_id in ids:
+        await delete_project(session, actor, str(project_id), if_match=None, context=context)
+    return len(ids)
+
+
 # --- maintenance ----------------------------------------------------------------------------
 
 
