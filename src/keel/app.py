@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -93,6 +94,17 @@ def _without_default_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
+SHUTDOWN_STEP_SECONDS = 5.0
+
+
+async def _bounded(step: str, closing: Awaitable[object]) -> None:
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+            await closing
+    except TimeoutError:
+        log.warning("shutdown_step_timed_out", step=step, seconds=SHUTDOWN_STEP_SECONDS)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
@@ -146,14 +158,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await realtime.stop()
-            await bus.close()
-            await cache.close()
+            # Each step is bounded: a stuck close (a Redis reader, a pool) must not hang the
+            # whole shutdown, and the log names the step that overran.
+            await _bounded("realtime", realtime.stop())
+            await _bounded("bus", bus.close())
+            await _bounded("cache", cache.close())
             if redis is not None:
-                await redis.aclose()
+                await _bounded("redis", redis.aclose())
             metrics.mark_worker_dead()
             hasher.close()
-            await database.dispose()
+            await _bounded("database", database.dispose())
             log.info("shutdown")
 
     app = FastAPI(
