@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -36,7 +34,7 @@ from keel.identity.schemas import (
     UserPage,
     UserPatchIn,
 )
-from keel.platform.db import SessionDep, get_session, utcnow
+from keel.platform.db import SessionDep, session_then, utcnow
 from keel.platform.errors import (
     BadRequest,
     Conflict,
@@ -50,14 +48,14 @@ from keel.platform.errors import (
 from keel.projects import service as projects_service
 
 
-async def _account_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's transaction; once committed, the deleted projects leave the cache."""
-    async with asynccontextmanager(get_session)(request) as session:
-        yield session
+async def _forget_deleted_projects(request: Request, session: AsyncSession) -> None:
     await projects_service.invalidate_after_commit(request.app.state.projects, session)
 
 
-AccountSessionDep = Annotated[AsyncSession, Depends(_account_session, scope="function")]
+# The request's transaction; once committed, the account's deleted projects leave the cache.
+AccountSessionDep = Annotated[
+    AsyncSession, Depends(session_then(_forget_deleted_projects), scope="function")
+]
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users (admin)"])

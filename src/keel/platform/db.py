@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,6 +202,21 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A read-only transaction, on the replica when one is configured."""
     async for session in _transaction(get_database(request).read_sessions):
         yield session
+
+
+AfterCommit = Callable[[Request, AsyncSession], Awaitable[None]]
+
+
+def session_then(after_commit: AfterCommit) -> Callable[[Request], AsyncIterator[AsyncSession]]:
+    """A request-transaction dependency that runs `after_commit` once the commit succeeded
+    (never after a rollback): for work such as cache invalidation that must not run early."""
+
+    async def dependency(request: Request) -> AsyncIterator[AsyncSession]:
+        async with asynccontextmanager(get_session)(request) as session:
+            yield session
+        await after_commit(request, session)
+
+    return dependency
 
 
 # scope="function": the transaction commits before the response is sent, so a failed commit

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.identity.deps import ContextDep, CurrentActor
-from keel.platform.db import SessionDep, get_session
+from keel.platform.db import SessionDep, session_then
 from keel.platform.errors import (
     NotFound,
     PreconditionFailed,
@@ -51,11 +49,12 @@ async def _runtime_dependency(request: Request) -> ProjectsRuntime:
 RuntimeDep = Annotated[ProjectsRuntime, Depends(_runtime_dependency)]
 
 
-async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's transaction, then (only once it has committed) cache invalidation."""
-    async with asynccontextmanager(get_session)(request) as session:
-        yield session
+async def _invalidate(request: Request, session: AsyncSession) -> None:
     await service.invalidate_after_commit(get_runtime(request), session)
+
+
+# The request's transaction, then (only once it has committed) cache invalidation.
+get_write_session = session_then(_invalidate)
 
 
 WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
