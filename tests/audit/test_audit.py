@@ -44,7 +44,13 @@ async def test_audit_filters_and_pagination(client: httpx.AsyncClient, app: Fast
         f"/api/v1/audit?actor={user.id}&action=auth.login&limit=2", headers=admin.headers
     )
     body = by_actor.json()
-    assert body["pagination"] == {"page": 1, "limit": 2, "total": 3, "totalPages": 2}
+    assert body["pagination"] == {
+        "page": 1,
+        "limit": 2,
+        "total": 3,
+        "totalPages": 2,
+        "nextCursor": None,
+    }
     assert all(e["actorId"] == user.id and e["action"] == "auth.login" for e in body["data"])
     times = [e["at"] for e in body["data"]]
     assert times == sorted(times, reverse=True)
@@ -59,7 +65,13 @@ async def test_audit_filters_and_pagination(client: httpx.AsyncClient, app: Fast
     nothing = await client.get("/api/v1/audit?action=nope", headers=admin.headers)
     assert nothing.json() == {
         "data": [],
-        "pagination": {"page": 1, "limit": 20, "total": 0, "totalPages": 0},
+        "pagination": {
+            "page": 1,
+            "limit": 20,
+            "total": 0,
+            "totalPages": 0,
+            "nextCursor": None,
+        },
     }
 
 

@@ -30,7 +30,13 @@ async def test_list_users_is_paginated(client: httpx.AsyncClient, app: FastAPI) 
     response = await client.get("/api/v1/users?page=2&limit=2", headers=admin.headers)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["pagination"] == {"page": 2, "limit": 2, "total": 5, "totalPages": 3}
+    assert body["pagination"] == {
+        "page": 2,
+        "limit": 2,
+        "total": 5,
+        "totalPages": 3,
+        "nextCursor": None,
+    }
     assert len(body["data"]) == 2
     assert {"id", "email", "name", "role", "isActive", "mfaEnabled", "createdAt"} <= set(
         body["data"][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi.openapi.utils import get_openapi
 
 from keel.projects.routes import router
@@ -38,3 +39,12 @@ def test_projects_endpoints_document_errors_and_headers() -> None:
     assert set(page["properties"]) == {"data", "pagination"}
     pagination = schema["components"]["schemas"]["Pagination"]["properties"]
     assert set(pagination) == {"page", "limit", "total", "totalPages", "nextCursor"}
+
+
+async def test_every_list_shares_one_pagination_schema(client: httpx.AsyncClient) -> None:
+    # Two schemas with one name broke openapi-python-client ("duplicate models").
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    assert [name for name in schemas if "Pagination" in name] == ["Pagination"]
+    for page in ("ProjectPage", "UserPage", "AuditPage"):
+        ref = schemas[page]["properties"]["pagination"]["$ref"]
+        assert ref == "#/components/schemas/Pagination"

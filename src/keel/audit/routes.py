@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from keel.audit import service
-from keel.audit.schemas import AuditEntryOut, AuditPage, AuditPagination
+from keel.audit.schemas import AuditEntryOut, AuditPage
 from keel.identity.deps import AdminActor
 from keel.platform.db import SessionDep
 from keel.platform.errors import (
@@ -20,7 +20,7 @@ from keel.platform.errors import (
     ValidationFailed,
     error_responses,
 )
-from keel.platform.schemas import SafeStr
+from keel.platform.schemas import Pagination, SafeStr
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit (admin)"])
 
@@ -57,7 +57,7 @@ async def list_audit(
     )
     return AuditPage(
         data=[AuditEntryOut.model_validate(e) for e in entries],
-        pagination=AuditPagination(
+        pagination=Pagination(
             page=page, limit=limit, total=total, total_pages=math.ceil(total / limit)
         ),
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from keel.platform.schemas import ApiModel
+from keel.platform.schemas import ApiModel, Pagination
 
 
 class AuditEntryOut(ApiModel):
@@ -22,13 +22,6 @@ class AuditEntryOut(ApiModel):
     details: dict[str, Any]  # Any: free-form JSON chosen by each action
 
 
-class AuditPagination(ApiModel):
-    page: int
-    limit: int
-    total: int
-    total_pages: int
-
-
 class AuditPage(ApiModel):
     data: list[AuditEntryOut]
-    pagination: AuditPagination
+    pagination: Pagination

@@ -23,7 +23,6 @@ from keel.identity.schemas import (
     MfaCodeIn,
     MfaDisableIn,
     MfaSetupOut,
-    Pagination,
     PasswordChangeIn,
     RefreshIn,
     RegisterIn,
@@ -45,6 +44,7 @@ from keel.platform.errors import (
     Unauthorized,
     error_responses,
 )
+from keel.platform.schemas import Pagination
 from keel.projects import service as projects_service
 
 

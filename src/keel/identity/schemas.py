@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
 from keel.identity.passwords import MAX_LENGTH, check_new_password
-from keel.platform.schemas import ApiModel, RequestModel, SafeStr
+from keel.platform.schemas import ApiModel, Pagination, RequestModel, SafeStr
 
 # Length is checked by the validator (so the 400 names the rule); the schema still documents it.
 NewPassword = Annotated[
@@ -103,13 +103,6 @@ class MfaCodeIn(RequestModel):
 class MfaDisableIn(RequestModel):
     password: AnyPassword
     code: TotpCode
-
-
-class Pagination(ApiModel):
-    page: int
-    limit: int
-    total: int
-    total_pages: int
 
 
 class UserPage(ApiModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -28,3 +28,17 @@ class RequestModel(ApiModel):
     """Request bodies reject unknown fields, so typos are reported, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Pagination(ApiModel):
+    """The one pagination block of every list response (projects, users, audit)."""
+
+    page: int | None = Field(description="Page number; null on a cursor page")
+    limit: int
+    total: int | None = Field(description="Items matching the filters; null on a cursor page")
+    total_pages: int | None = Field(description="null on a cursor page")
+    next_cursor: str | None = Field(
+        default=None,
+        description="Opaque; pass as `cursor` for the next page. null on the last page "
+        "and on lists without cursor pagination",
+    )

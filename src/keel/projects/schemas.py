@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from keel.platform.schemas import ApiModel, RequestModel, SafeStr
+from keel.platform.schemas import ApiModel, Pagination, RequestModel, SafeStr
 
 Status = Literal["active", "completed", "archived"]
 SortKey = Literal["createdAt", "-createdAt", "name", "-name", "updatedAt", "-updatedAt"]
@@ -90,18 +90,6 @@ class ProjectOut(ApiModel):
     status: Status
     created_at: datetime
     updated_at: datetime
-
-
-class Pagination(ApiModel):
-    page: int | None = Field(description="Page number; null on a cursor page")
-    limit: int
-    total: int | None = Field(
-        description="Projects matching the filters; null on a cursor page (not counted)"
-    )
-    total_pages: int | None = Field(description="null on a cursor page")
-    next_cursor: str | None = Field(
-        description="Opaque; pass as `cursor` for the next page. null on the last page"
-    )
 
 
 class ProjectPage(ApiModel):
