@@ -230,7 +230,7 @@ async def promote_to_admin(app: FastAPI, user_id: str) -> None:
 
     Their existing tokens still say role=user; sign in again for an admin token.
     """
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             text("UPDATE users SET role = 'admin' WHERE id = :id"),
             {"id": uuid.UUID(user_id) if is_postgres() else uuid.UUID(user_id).hex},

@@ -15,10 +15,11 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.audit import routes as audit_routes
 from keel.identity import routes as identity_routes
-from keel.identity.service import Identity
+from keel.identity.service import IDENTITY, Identity
 from keel.models import Base
 from keel.platform import health, metrics
-from keel.platform.bus import Bus, InProcessBus, RedisBus
+from keel.platform.auth import AUTHENTICATOR
+from keel.platform.bus import InProcessBus, RedisBus
 from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
@@ -32,11 +33,12 @@ from keel.platform.security import (
     derive_key,
     load_signing_key,
 )
+from keel.platform.services import Services
 from keel.projects import routes as project_routes
-from keel.projects.service import ProjectsRuntime
+from keel.projects.service import PROJECTS, ProjectsRuntime
 from keel.realtime import routes as realtime_routes
-from keel.realtime.hub import EventHub
-from keel.realtime.tickets import create_ticket_store
+from keel.realtime.hub import HUB, EventHub
+from keel.realtime.tickets import TICKETS, create_ticket_store
 from keel.settings import Settings, load_settings
 
 log = structlog.get_logger("keel.app")
@@ -105,69 +107,113 @@ async def _bounded(step: str, closing: Awaitable[object]) -> None:
         log.warning("shutdown_step_timed_out", step=step, seconds=SHUTDOWN_STEP_SECONDS)
 
 
+def build_services(settings: Settings) -> Services:
+    """Every part of the app, wired once: platform parts as fields, features' under slots."""
+    database = Database.from_settings(settings)
+    metrics.instrument_engine(database.primary, tables=frozenset(Base.metadata.tables))
+    if settings.database_replica_url:
+        log.warning("replica_not_used", reason="reads are not routed to replicas yet")
+    redis = create_redis(settings)
+    l1 = MemoryCache(max_items=settings.cache_l1_max_items, ttl=settings.cache_l1_ttl_seconds)
+    cache: Cache = (
+        TieredCache(redis=redis, l1=l1, l2_ttl=settings.cache_l2_ttl_seconds)
+        if redis is not None
+        else l1
+    )
+    limiter = RateLimiter.from_settings(settings, redis) if settings.rate_limit_enabled else None
+    services = Services(
+        settings=settings,
+        database=database,
+        cache=cache,
+        redis=redis,
+        bus=RedisBus(redis) if redis is not None else InProcessBus(),
+        limiter=limiter,
+        tokens=TokenCodec(
+            algorithm=settings.jwt_algorithm,
+            secret=settings.signing_secret,
+            issuer=settings.jwt_issuer,
+            private_key=load_signing_key(
+                algorithm=settings.jwt_algorithm,
+                key_file=settings.jwt_private_key_file,
+                data_dir=settings.data_dir,
+            ),
+        ),
+        hasher=PasswordHasher(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+            pool_size=settings.hash_pool_size,
+            queue_timeout=settings.hash_queue_timeout_seconds,
+        ),
+        encryptor=Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest")),
+    )
+    services.readiness_probes["database"] = database.ping
+    if redis is not None:
+        services.readiness_probes["redis"] = redis.ping
+        if limiter is not None:
+            services.readiness_probes["rate_limit"] = limiter.probe
+    identity = Identity(
+        settings=settings,
+        hasher=services.hasher,
+        tokens=services.tokens,
+        database=database,
+        encryptor=services.encryptor,
+        cache=cache,
+        redis=redis,
+    )
+    services.provide(IDENTITY, identity)
+    services.provide(AUTHENTICATOR, identity)
+    services.provide(PROJECTS, ProjectsRuntime.from_settings(settings, cache=cache))
+    services.provide(HUB, EventHub(database=database, bus=services.bus, settings=settings))
+    services.provide(
+        TICKETS,
+        create_ticket_store(
+            redis=redis,
+            sessions=database.sessions,
+            encryptor=services.encryptor,
+            ttl_seconds=settings.sse_ticket_ttl_seconds,
+        ),
+    )
+    return services
+
+
+async def start_services(services: Services) -> None:
+    if isinstance(services.cache, TieredCache):
+        await services.cache.start()
+    await services.get(HUB).start()
+
+
+async def stop_services(services: Services) -> None:
+    """Each step is bounded: a stuck close (a Redis reader, a pool) must not hang the whole
+    shutdown, and the log names the step that overran."""
+    await _bounded("realtime", services.get(HUB).stop())
+    await close_services(services)
+
+
+async def close_services(services: Services) -> None:
+    """Close the connections of services that were built but maybe never started (CLI)."""
+    await _bounded("bus", services.bus.close())
+    await _bounded("cache", services.cache.close())
+    if services.redis is not None:
+        await _bounded("redis", services.redis.aclose())
+    services.hasher.close()
+    await _bounded("database", services.database.dispose())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-
-    database = Database.from_settings(settings)
-    tables = frozenset(Base.metadata.tables)
-    metrics.instrument_engine(database.primary, tables=tables)
-    if database.replica is not None:
-        metrics.instrument_engine(database.replica, tables=tables)
-    redis = create_redis(settings)
-    l1 = MemoryCache(max_items=settings.cache_l1_max_items, ttl=settings.cache_l1_ttl_seconds)
-    tiered = (
-        TieredCache(redis=redis, l1=l1, l2_ttl=settings.cache_l2_ttl_seconds)
-        if redis is not None
-        else None
-    )
-    cache: Cache = tiered or l1
-    limiter = RateLimiter.from_settings(settings, redis) if settings.rate_limit_enabled else None
-    bus: Bus = RedisBus(redis) if redis is not None else InProcessBus()
-    realtime = EventHub(database=database, bus=bus, settings=settings)
-    hasher = PasswordHasher(
-        memory_kib=settings.argon2_memory_kib,
-        time_cost=settings.argon2_time_cost,
-        parallelism=settings.argon2_parallelism,
-        pool_size=settings.hash_pool_size,
-        queue_timeout=settings.hash_queue_timeout_seconds,
-    )
-    tokens = TokenCodec(
-        algorithm=settings.jwt_algorithm,
-        secret=settings.signing_secret,
-        issuer=settings.jwt_issuer,
-        private_key=load_signing_key(
-            algorithm=settings.jwt_algorithm,
-            key_file=settings.jwt_private_key_file,
-            data_dir=settings.data_dir,
-        ),
-    )
-
-    readiness_probes: dict[str, Callable[[], Awaitable[object]]] = {"database": database.ping}
-    if redis is not None:
-        readiness_probes["redis"] = redis.ping
-        if limiter is not None:
-            readiness_probes["rate_limit"] = limiter.probe
+    services = build_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("startup", database=database.dialect, redis=bool(settings.redis_url))
-        if tiered is not None:
-            await tiered.start()
-        await realtime.start()
+        log.info("startup", database=services.database.dialect, redis=bool(settings.redis_url))
+        await start_services(services)
         try:
             yield
         finally:
-            # Each step is bounded: a stuck close (a Redis reader, a pool) must not hang the
-            # whole shutdown, and the log names the step that overran.
-            await _bounded("realtime", realtime.stop())
-            await _bounded("bus", bus.close())
-            await _bounded("cache", cache.close())
-            if redis is not None:
-                await _bounded("redis", redis.aclose())
             metrics.mark_worker_dead()
-            hasher.close()
-            await _bounded("database", database.dispose())
+            await stop_services(services)
             log.info("shutdown")
 
     app = FastAPI(
@@ -178,34 +224,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.database = database
-    app.state.cache = cache
-    app.state.redis = redis
-    app.state.rate_limiter = limiter
-    app.state.bus = bus
-    app.state.projects = ProjectsRuntime.from_settings(settings, cache=cache)
-    app.state.encryptor = Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest"))
-    app.state.identity = Identity(
-        settings=settings,
-        hasher=hasher,
-        tokens=tokens,
-        database=database,
-        encryptor=app.state.encryptor,
-        state=app.state,
-    )
-    app.state.readiness_probes = readiness_probes
-    app.state.realtime = realtime
-    app.state.event_tickets = create_ticket_store(
-        redis=redis,
-        sessions=database.sessions,
-        encryptor=app.state.encryptor,
-        ttl_seconds=settings.sse_ticket_ttl_seconds,
-    )
+    app.state.services = services
 
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(metrics.router)
     app.include_router(identity_routes.router)
     app.include_router(identity_routes.users_router)
     app.include_router(identity_routes.jwks_router)
@@ -240,7 +262,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
     # Added last = runs first: request id and headers, then metrics, then protection.
-    app.add_middleware(ProtectionMiddleware, settings=settings, tokens=tokens, limiter=limiter)
+    app.add_middleware(
+        ProtectionMiddleware, settings=settings, tokens=services.tokens, limiter=services.limiter
+    )
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(
         PlatformMiddleware,

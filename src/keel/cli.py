@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 import uvicorn
 
 from keel import migrations
 from keel.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from keel.platform.services import Services
+
+T = TypeVar("T")
 
 cli = typer.Typer(help="Keel: a backend for project tracking.", no_args_is_help=True)
 
@@ -24,6 +31,21 @@ def _settings() -> Settings:
     except ValueError as exc:  # pydantic's ValidationError for a malformed variable
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run one CLI job with the app's own wiring (so caches are invalidated as a request
+    would), then close every connection it opened."""
+    from keel.app import build_services, close_services
+
+    async def run() -> T:
+        services = build_services(settings)
+        try:
+            return await work(services)
+        finally:
+            await close_services(services)
+
+    return asyncio.run(run())
 
 
 @cli.command()
@@ -120,17 +142,26 @@ def create_admin(
     name: Annotated[str, typer.Option(help="Display name for a new account")] = "Administrator",
 ) -> None:
     """Create an administrator, or promote (and reactivate) an existing user. Idempotent."""
-    from keel.identity.cli import create_admin as run
-
     settings = _settings()
     if settings.should_auto_migrate:
         migrations.upgrade(settings.effective_database_url)
     try:
-        message = run(settings, email=email, password=password, name=name)
+        message = run_create_admin(settings, email=email, password=password, name=name)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(message)
+
+
+def run_create_admin(settings: Settings, *, email: str, password: str, name: str) -> str:
+    """Validate like registration (ValueError names each problem), then create or promote."""
+    from keel.identity import cli as identity_cli
+    from keel.identity.service import IDENTITY
+
+    data = identity_cli.validate_admin(email=email, password=password, name=name)
+    return _with_services(
+        settings, lambda services: identity_cli.create_admin(services.get(IDENTITY), data)
+    )
 
 
 @cli.command("purge-sessions")
@@ -138,7 +169,8 @@ def purge_sessions() -> None:
     """Delete refresh-token session rows whose whole family has expired."""
     from keel.identity.cli import purge_sessions as run
 
-    typer.echo(f"purged {run(_settings())} expired session rows")
+    removed = _with_services(_settings(), lambda services: run(services.database))
+    typer.echo(f"purged {removed} expired session rows")
 
 
 def main() -> None:

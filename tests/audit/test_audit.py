@@ -106,7 +106,7 @@ async def test_audit_rows_cannot_be_changed_or_deleted(
 ) -> None:
     await register_user(client)
     for statement in ("UPDATE audit_log SET outcome = 'x'", "DELETE FROM audit_log"):
-        async with app.state.database.sessions() as session:
+        async with app.state.services.database.sessions() as session:
             with pytest.raises(DBAPIError, match="append-only"):
                 await session.execute(text(statement))
             await session.rollback()

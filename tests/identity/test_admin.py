@@ -13,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from keel.audit.service import RequestContext
 from keel.identity import service
 from keel.identity.schemas import UserPatchIn
+from keel.identity.service import IDENTITY
+from keel.platform.actor import Actor, RequestContext
 from keel.platform.errors import Forbidden
 from keel.settings import Settings
 from tests.conftest import FAST_ARGON2, register_user
@@ -66,14 +67,14 @@ async def test_admin_api_is_forbidden_to_users(client: httpx.AsyncClient) -> Non
 
 
 async def test_service_enforces_admin_role_again(app: FastAPI) -> None:
-    actor = service.Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())
-    async with app.state.database.sessions() as session:
+    actor = Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())
+    async with app.state.services.database.sessions() as session:
         with pytest.raises(Forbidden):
             await service.list_users(session, actor, page=1, limit=10)
         with pytest.raises(Forbidden):
             await service.update_user(
                 session,
-                app.state.identity,
+                app.state.services.get(IDENTITY),
                 actor,
                 user_id=actor.user_id,
                 changes=UserPatchIn(role="admin"),
@@ -98,7 +99,7 @@ async def test_role_change_applies_to_existing_tokens_at_once(
     )
     assert demoted.json()["role"] == "user"
     assert (await client.get("/api/v1/users", headers=user.headers)).status_code == 403
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         rows = (
             (
                 await session.execute(

@@ -160,7 +160,7 @@ async def test_login_with_injection_strings_is_plain_401(
     await register_user(client, email="admin@example.com")
     response = await login(client, email, "' OR '1'='1")
     assert_envelope(response, 401, "INVALID_CREDENTIALS")
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         count = (await session.execute(text("SELECT count(*) FROM users"))).scalar_one()
     assert count == 1
 

@@ -28,7 +28,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 async def _audit(app: FastAPI, action: str) -> list[tuple[object, ...]]:
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         rows = await session.execute(
             text(
                 "SELECT actor_id, outcome, target_type, ip FROM audit_log "

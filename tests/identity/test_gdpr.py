@@ -17,7 +17,7 @@ from tests.platform.test_http import assert_envelope
 async def _add_project(app: FastAPI, owner_id: str, name: str) -> str:
     project_id = uuid.uuid4()
     now = datetime.now(UTC)
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         if is_postgres():
             await session.execute(text("SELECT set_config('keel.role', 'system', true)"))
         await session.execute(
@@ -36,7 +36,7 @@ async def _add_project(app: FastAPI, owner_id: str, name: str) -> str:
 
 
 async def _count(app: FastAPI, sql: str) -> int:
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         if is_postgres():
             await session.execute(text("SELECT set_config('keel.role', 'system', true)"))
         return int((await session.execute(text(sql))).scalar_one())

@@ -38,7 +38,7 @@ async def test_logs_never_contain_passwords_tokens_or_hashes(
     )
     # A reuse after the family is gone logs a warning; it must not carry the token either.
     await client.post("/api/v1/auth/refresh", json={"refreshToken": user.refresh_token})
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         hashes = (await session.execute(text("SELECT password_hash FROM users"))).scalars().all()
 
     formatter = logging.getLogger().handlers[0].formatter

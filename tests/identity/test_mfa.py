@@ -59,7 +59,7 @@ async def test_wrong_password_with_mfa_is_plain_invalid_credentials(
 async def test_secret_is_encrypted_at_rest(client: httpx.AsyncClient, app: FastAPI) -> None:
     user = await register_user(client)
     setup = (await client.post("/api/v1/auth/mfa/setup", headers=user.headers)).json()
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         stored = (
             await session.execute(text("SELECT mfa_secret_encrypted, mfa_enabled FROM users"))
         ).one()

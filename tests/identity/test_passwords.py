@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from keel.app import create_app
 from keel.identity.passwords import common_passwords, password_problem
+from keel.identity.service import IDENTITY
 from keel.settings import Settings
 from tests.conftest import register_user
 from tests.identity.conftest import login
@@ -21,7 +22,7 @@ from tests.platform.test_http import assert_envelope
 
 
 async def _stored_hash(app: FastAPI) -> str:
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         return str((await session.execute(text("SELECT password_hash FROM users"))).scalar_one())
 
 
@@ -74,7 +75,7 @@ async def test_full_hash_pool_answers_503_with_retry_after(
     release = threading.Event()
     async with LifespanManager(app), _client(app) as client:
         user = await register_user(client)
-        hasher = app.state.identity.hasher
+        hasher = app.state.services.get(IDENTITY).hasher
         # Occupy the only hashing slot, as a long hash would.
         busy = asyncio.ensure_future(hasher._run(release.wait, 10))
         await asyncio.sleep(0.05)
@@ -101,7 +102,7 @@ def test_common_password_list_is_bundled_and_usable() -> None:
 async def test_unknown_email_costs_one_verification(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    hasher = app.state.identity.hasher
+    hasher = app.state.services.get(IDENTITY).hasher
     calls: list[str] = []
     real = hasher._hasher
 

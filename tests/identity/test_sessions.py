@@ -189,7 +189,7 @@ async def test_inactive_user_with_a_live_family_cannot_refresh(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     user = await register_user(client)
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(text("UPDATE users SET is_active = false"))
     assert_envelope(
         await client.post("/api/v1/auth/refresh", json={"refreshToken": user.refresh_token}),

@@ -29,7 +29,7 @@ async def _refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
 
 async def _age_used_tokens(app: FastAPI, seconds: int) -> None:
     """Move every 'used at' back in time, as if the grace window had passed."""
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         rows = (
             await session.execute(
                 text("SELECT id, used_at FROM auth_sessions WHERE used_at IS NOT NULL")
@@ -78,7 +78,7 @@ async def test_reused_refresh_token_after_grace_revokes_family(
         "/api/v1/auth/profile", headers={"Authorization": f"Bearer {rotated['accessToken']}"}
     )
     assert_envelope(profile, 401, "SESSION_REVOKED")
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         rows = (
             await session.execute(
                 text("SELECT actor_id, outcome FROM audit_log WHERE action = 'auth.refresh_reuse'")
@@ -112,7 +112,7 @@ async def test_concurrent_refreshes_within_grace_all_get_the_same_pair(
         await client.get("/api/v1/auth/profile", headers={"Authorization": f"Bearer {access}"})
     ).status_code == 200
     assert (await _refresh(client, refresh)).status_code == 200
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         count = (await session.execute(text("SELECT count(*) FROM auth_sessions"))).scalar_one()
     assert count == 3  # the login, one rotation (not six), the next rotation
 
@@ -120,7 +120,7 @@ async def test_concurrent_refreshes_within_grace_all_get_the_same_pair(
 async def test_no_raw_refresh_token_is_stored(client: httpx.AsyncClient, app: FastAPI) -> None:
     user = await register_user(client)
     jti = str(_claims(user.refresh_token)["jti"])
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         hashes = (await session.execute(text("SELECT jti_hash FROM auth_sessions"))).scalars().all()
     assert hashes
     assert all(jti not in h and user.refresh_token not in h for h in hashes)
@@ -226,7 +226,7 @@ async def test_valid_signature_for_an_unknown_session_is_refused(
 
 async def test_expired_refresh_row_is_refused(client: httpx.AsyncClient, app: FastAPI) -> None:
     user = await register_user(client)
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             text("UPDATE auth_sessions SET expires_at = :at"),
             {"at": datetime.now(UTC) - timedelta(seconds=5)},

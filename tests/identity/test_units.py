@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 
 from keel.audit import service as audit
+from keel.cli import run_create_admin as create_admin
 from keel.identity import service, throttle
-from keel.identity.cli import create_admin
+from keel.identity.service import IDENTITY
+from keel.platform.actor import Actor
 from keel.platform.errors import Forbidden
 from keel.platform.security import TokenCodec, load_signing_key
 from keel.settings import Settings
@@ -46,25 +48,16 @@ async def test_concurrent_registrations_of_one_email_yield_one_account(
     assert sorted(r.status_code for r in responses) == [201, 409, 409]
 
 
-async def test_background_failures_are_logged_not_raised(app: FastAPI) -> None:
-    identity: service.Identity = app.state.identity
-
-    async def broken() -> None:
-        raise RuntimeError("boom")
-
-    identity.spawn(broken())
-    await identity.drain()
-
-
 async def test_authenticate_token_and_empty_session_list(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     user = await register_user(client)
-    actor = await service.authenticate_token(app.state.identity, token=user.access_token)
+    identity = app.state.services.get(IDENTITY)
+    actor = await service.authenticate_token(identity, token=user.access_token)
     assert str(actor.user_id) == user.id
     assert not actor.is_admin
-    stranger = service.Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())
-    async with app.state.database.sessions() as session:
+    stranger = Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())
+    async with app.state.services.database.sessions() as session:
         assert await service.list_sessions(session, stranger) == []
         with pytest.raises(Forbidden):
             await audit.list_entries(
@@ -166,19 +159,19 @@ async def test_purge_sessions_removes_only_fully_expired_families(
     live = await register_user(client)
     # Rotate the old session once, then let that whole family expire.
     await client.post("/api/v1/auth/refresh", json={"refreshToken": old.refresh_token})
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             text("UPDATE auth_sessions SET expires_at = :at WHERE user_id = :uid"),
             {
                 "at": datetime.now(UTC) - timedelta(days=1),
                 "uid": uuid.UUID(old.id)
-                if app.state.database.dialect == "postgresql"
+                if app.state.services.database.dialect == "postgresql"
                 else uuid.UUID(old.id).hex,
             },
         )
-    assert await asyncio.to_thread(purge_sessions, settings) == 2
+    assert await purge_sessions(app.state.services.database) == 2
     assert (await client.get("/api/v1/auth/profile", headers=live.headers)).status_code == 200
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         remaining = (await session.execute(text("SELECT count(*) FROM auth_sessions"))).scalar_one()
     assert remaining == 1
 

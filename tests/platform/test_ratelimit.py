@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 
 from keel.app import create_app, create_redis
+from keel.identity.service import IDENTITY
 from keel.platform.metrics import REGISTRY
 from keel.platform.ratelimit import (
     RateLimiter,
@@ -358,7 +359,7 @@ async def test_expired_token_stops_counting_per_user(
     async with serve(settings) as client:
         app: FastAPI = client.app  # type: ignore[attr-defined]
         # A real access token with 0.5-1.5 s of life left (exp is whole seconds).
-        token = app.state.identity.tokens.encode(
+        token = app.state.services.get(IDENTITY).tokens.encode(
             subject=str(uuid.uuid4()),
             token_type="access",
             ttl=timedelta(seconds=900),

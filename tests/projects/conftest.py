@@ -94,7 +94,7 @@ async def seed(
                 "search_description": None if desc is None else fold(desc),
             }
         )
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await set_rls_actor(session, user_id=SYSTEM_ACTOR_ID, role="system")
         if rows:
             await session.execute(repository.projects.insert(), rows)
@@ -102,7 +102,7 @@ async def seed(
 
 
 async def count_rows(app: FastAPI, table: str, where: str = "", **params: Any) -> int:
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await set_rls_actor(session, user_id=SYSTEM_ACTOR_ID, role="system")
         sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
         return int((await session.execute(text(sql), params)).scalar_one())

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from keel.projects.schemas import ProjectOut
+from keel.projects.service import PROJECTS
 from tests.conftest import RegisteredUser
 from tests.platform.test_http import assert_envelope
 from tests.projects.conftest import API, count_rows, create
@@ -254,7 +255,7 @@ async def test_every_write_appends_audit_and_outbox_rows(
     await client.patch(url, json={"status": "completed"}, headers=alice.headers)
     await client.put(url, json={"name": "Audited again"}, headers=alice.headers)
     await client.delete(url, headers=alice.headers)
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         events = (await session.execute(text("SELECT type, payload FROM events ORDER BY id"))).all()
         audit = (
             await session.execute(
@@ -294,20 +295,19 @@ async def test_failed_write_leaves_no_audit_or_outbox_row(
 async def test_rolled_back_transaction_leaves_neither_change_nor_rows(
     app: FastAPI, alice: RegisteredUser
 ) -> None:
-    from keel.audit.service import RequestContext
-    from keel.identity.service import Actor
+    from keel.platform.actor import Actor, RequestContext
     from keel.projects import service
     from keel.projects.schemas import ProjectCreate
 
     actor = Actor(user_id=uuid.UUID(alice.id), role="user", session_id=uuid.uuid4())
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         transaction = await session.begin()
         await service.create_project(
             session,
             actor,
             ProjectCreate(name="Never"),
             context=RequestContext(),
-            runtime=app.state.projects,
+            runtime=app.state.services.get(PROJECTS),
         )
         await transaction.rollback()
     assert await count_rows(app, "projects") == 0

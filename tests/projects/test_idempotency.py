@@ -90,7 +90,7 @@ async def test_an_expired_key_can_be_used_again(
     client: httpx.AsyncClient, alice: RegisteredUser, app: FastAPI
 ) -> None:
     first = await post(client, alice, "daily", {"name": "Report"})
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             repository.idempotency_keys.update().values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
         )

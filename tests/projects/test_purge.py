@@ -19,7 +19,7 @@ from tests.projects.conftest import API, count_rows, create, seed
 
 
 async def _age(app: FastAPI, *, days: float, ids: list[object]) -> None:
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await set_rls_actor(session, user_id=SYSTEM_ACTOR_ID, role="system")
         await session.execute(
             repository.projects.update()
@@ -54,7 +54,7 @@ async def test_purge_removes_only_expired_rows(
     )
     assert response.status_code == 201
     await create(client, alice)
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             repository.idempotency_keys.update().values(expires_at=utcnow() - timedelta(hours=1))
         )

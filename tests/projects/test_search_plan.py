@@ -43,7 +43,7 @@ async def test_search_on_20000_rows_uses_an_index(
     PostgreSQL refuses to use an index for LIKE (its operator is not LEAKPROOF, so it may not
     run before the policy), and the plan is a scan: that is the documented price of RLS.
     """
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await set_rls_actor(session, user_id=SYSTEM_ACTOR_ID, role="system")
         await session.execute(
             text(
@@ -62,9 +62,9 @@ async def test_search_on_20000_rows_uses_an_index(
             ),
             {"alice": uuid.UUID(alice.id), "bob": uuid.UUID(bob.id)},
         )
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(text("ANALYZE projects"))
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         bypass = await role_bypasses_rls(session)
         pattern = f"%{repository.escape_like('needle')}%"
 

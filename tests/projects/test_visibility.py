@@ -86,7 +86,7 @@ async def test_admin_sees_and_changes_everything(
     assert (await client.delete(url, headers=admin.headers)).status_code == 204
     assert_envelope(await client.get(url, headers=bob.headers), 404, "NOT_FOUND")
 
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         row = (
             await session.execute(
                 text(
@@ -111,7 +111,7 @@ async def test_row_level_security_hides_other_owners_rows_from_a_query_without_f
 ) -> None:
     mine = {uuid.UUID((await create(client, alice))["id"]) for _ in range(2)}
     await create(client, bob)
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         bypass = (
             await session.execute(
                 text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
@@ -119,7 +119,7 @@ async def test_row_level_security_hides_other_owners_rows_from_a_query_without_f
         ).scalar_one()
     if bypass:
         await _grant_probe_role(app)
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         if bypass:
             # A superuser bypasses RLS; act as a plain role, as production must connect.
             await session.execute(text("SET LOCAL ROLE keel_rls_probe"))
@@ -137,7 +137,7 @@ async def test_row_level_security_hides_other_owners_rows_from_a_query_without_f
 
 
 async def _grant_probe_role(app: FastAPI) -> None:
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             text(
                 "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "

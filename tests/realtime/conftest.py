@@ -17,6 +17,7 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
+from keel.realtime.hub import HUB
 from keel.realtime.service import record_project_event
 from tests.conftest import RegisteredUser
 from tests.servers import free_port
@@ -52,7 +53,7 @@ async def serve(app: FastAPI) -> AsyncIterator[LiveServer]:
     try:
         yield LiveServer(app=app, port=port)
     finally:
-        app.state.realtime.drain()
+        app.state.services.get(HUB).drain()
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
 
@@ -129,7 +130,7 @@ async def write_event(
 ) -> uuid.UUID:
     """Commit one outbox event directly (for volumes the HTTP API would make slow)."""
     project_id = project_id or uuid.uuid4()
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await record_project_event(
             session,
             event_type=event_type,  # type: ignore[arg-type]
@@ -142,7 +143,7 @@ async def write_event(
 
 async def write_events(app: FastAPI, *, owner_id: str, count: int, size: int = 0) -> None:
     """Commit `count` events in one transaction."""
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         for index in range(count):
             project_id = uuid.uuid4()
             await record_project_event(

@@ -60,7 +60,7 @@ async def test_rolled_back_change_produces_no_event(
         pass
 
     async def failing_write() -> None:
-        async with app.state.database.sessions() as session, session.begin():
+        async with app.state.services.database.sessions() as session, session.begin():
             await record_project_event(
                 session,
                 event_type="project.created",
@@ -79,7 +79,7 @@ async def test_rolled_back_change_produces_no_event(
     committed = await write_event(app, owner_id=user.id, name="committed")
     event = await ws.next_event()
     assert event["data"]["id"] == str(committed)
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Event)) == 1
     await ws.close()
 
@@ -115,7 +115,7 @@ async def test_resume_with_a_large_backlog_crosses_batches(
 
     user = await register_user(client)
     await write_event(app, owner_id=user.id)
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         start = await session.scalar(select(func.max(Event.id)))
     await write_events(app, owner_id=user.id, count=1203)
     ws = await subscribe(live, user.access_token, last_event_id=str(start))
@@ -131,7 +131,7 @@ async def test_late_committing_lower_transaction_is_not_skipped(
     """A transaction that wrote first but commits last is still delivered, live and on resume."""
     user = await register_user(client)
     ws = await subscribe(live, user.access_token)
-    sessions = app.state.database.sessions
+    sessions = app.state.services.database.sessions
 
     async with sessions() as early, early.begin():
         await record_project_event(
@@ -160,7 +160,7 @@ async def test_interleaved_concurrent_transactions_are_delivered_complete_and_or
 ) -> None:
     user = await register_user(client)
     ws = await subscribe(live, user.access_token)
-    sessions = app.state.database.sessions
+    sessions = app.state.services.database.sessions
     rng = random.Random(7)
     count = 24 if is_postgres() else 8
 
@@ -202,7 +202,7 @@ async def test_commit_waits_for_the_outbox_lock_so_ids_follow_commit_order(
 
     user = await register_user(client)
     ws = await subscribe(live, user.access_token)
-    async with app.state.database.primary.connect() as holder:
+    async with app.state.services.database.primary.connect() as holder:
         # Another transaction in the middle of its commit holds the lock.
         await holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_LOCK_KEY})
         blocked = asyncio.create_task(write_event(app, owner_id=user.id, name="waited"))

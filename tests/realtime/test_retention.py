@@ -23,7 +23,7 @@ from tests.realtime.conftest import LiveServer, subscribe, write_event, write_ev
 
 
 async def _age_events(app: FastAPI, *, through_id: int, hours: int = 25) -> None:
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             update(Event)
             .where(Event.id <= through_id)
@@ -32,7 +32,7 @@ async def _age_events(app: FastAPI, *, through_id: int, hours: int = 25) -> None
 
 
 async def _ids(app: FastAPI) -> list[int]:
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         return list(await session.scalars(select(Event.id).order_by(Event.id)))
 
 
@@ -43,7 +43,7 @@ async def test_purge_removes_events_past_retention_and_resume_from_before_gets_r
     await write_events(app, owner_id=user.id, count=4)
     ids = await _ids(app)
     await _age_events(app, through_id=ids[2])
-    removed = await realtime_hub.purge(app.state.database, retention_seconds=24 * 3600)
+    removed = await realtime_hub.purge(app.state.services.database, retention_seconds=24 * 3600)
     assert removed == 3
     assert await _ids(app) == ids[3:]
 
@@ -75,14 +75,14 @@ async def test_purge_keeps_the_newest_event_and_is_idempotent(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     user = await register_user(client)
-    assert await realtime_hub.purge(app.state.database, retention_seconds=1) == 0  # empty
+    assert await realtime_hub.purge(app.state.services.database, retention_seconds=1) == 0  # empty
     await write_events(app, owner_id=user.id, count=3)
     ids = await _ids(app)
     await _age_events(app, through_id=ids[-1])
-    assert await realtime_hub.purge(app.state.database, retention_seconds=60) == 2
+    assert await realtime_hub.purge(app.state.services.database, retention_seconds=60) == 2
     assert await _ids(app) == ids[-1:]
-    assert await realtime_hub.purge(app.state.database, retention_seconds=60) == 0
-    async with app.state.database.sessions() as session:
+    assert await realtime_hub.purge(app.state.services.database, retention_seconds=60) == 0
+    async with app.state.services.database.sessions() as session:
         assert await service.purged_through(session) == ids[-2]
         assert await service.latest_event_id(session) == ids[-1]
 
@@ -94,10 +94,10 @@ async def test_purge_raises_the_watermark_that_another_purge_set_lower(
     await write_events(app, owner_id=user.id, count=4)
     ids = await _ids(app)
     await _age_events(app, through_id=ids[0])
-    assert await realtime_hub.purge(app.state.database, retention_seconds=60) == 1
+    assert await realtime_hub.purge(app.state.services.database, retention_seconds=60) == 1
     await _age_events(app, through_id=ids[2])
-    assert await realtime_hub.purge(app.state.database, retention_seconds=60) == 2
-    async with app.state.database.sessions() as session:
+    assert await realtime_hub.purge(app.state.services.database, retention_seconds=60) == 2
+    async with app.state.services.database.sessions() as session:
         assert await service.purged_through(session) == ids[2]
 
 
@@ -108,7 +108,7 @@ async def test_cli_purge_events_and_expired_tickets(
     await write_events(app, owner_id=user.id, count=2)
     ids = await _ids(app)
     await _age_events(app, through_id=ids[0])
-    async with app.state.database.sessions() as session, session.begin():
+    async with app.state.services.database.sessions() as session, session.begin():
         session.add(
             EventTicket(
                 ticket_hash=uuid.uuid4().hex,
@@ -123,5 +123,5 @@ async def test_cli_purge_events_and_expired_tickets(
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["purge-events"])
     assert result.exit_code == 0, result.output
     assert "purged 1 events" in result.output
-    async with app.state.database.sessions() as session:
+    async with app.state.services.database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(EventTicket)) == 0

@@ -24,7 +24,7 @@ from asgi_lifespan import LifespanManager
 
 from keel.app import create_app
 from keel.platform.bus import RECONNECTED, InProcessBus, RedisBus
-from keel.realtime.hub import CloseCode, Subscriber
+from keel.realtime.hub import HUB, CloseCode, Subscriber
 from keel.realtime.service import OutgoingEvent, Viewer
 from keel.settings import Settings
 from tests.conftest import FAST_ARGON2, register_user
@@ -194,7 +194,7 @@ async def test_slow_consumer_is_disconnected_with_resume_code_and_others_unaffec
     small_queues: LiveServer,
 ) -> None:
     server = small_queues
-    hub = server.app.state.realtime
+    hub = server.app.state.services.get(HUB)
     async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
         user = await register_user(http)
     fast = await subscribe(server, user.access_token)

@@ -13,6 +13,7 @@ import websockets
 from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
 
+from keel.realtime.hub import HUB
 from keel.settings import Settings
 from tests.conftest import register_user
 from tests.realtime.conftest import LiveServer, serve, subscribe, write_event
@@ -156,7 +157,7 @@ async def test_shutdown_closes_subscribers_with_going_away(
 ) -> None:
     user = await register_user(client)
     ws = await subscribe(live, user.access_token)
-    app.state.realtime.drain()
+    app.state.services.get(HUB).drain()
     assert await _closed_with(ws.conn) == 1001
     async with websockets.connect(live.ws) as conn:  # a draining instance turns clients away
         assert await _closed_with(conn) == 1001

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Query
 
 from keel.audit import service
 from keel.audit.schemas import AuditEntryOut, AuditPage
-from keel.identity.deps import AdminActor
-from keel.platform.db import SessionDep
+from keel.platform.deps import AdminActor, SessionDep
 from keel.platform.errors import (
     ErrorDetail,
     Forbidden,

@@ -5,29 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.audit.models import AuditEntry
+from keel.platform.actor import Actor, RequestContext
+from keel.platform.db import transaction
 from keel.platform.errors import Forbidden
-
-
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Who is calling from where; taken from the request by the routes."""
-
-    ip: str | None = None
-    request_id: str | None = None
-    user_agent: str | None = None
-
-
-class AuditReader(Protocol):
-    """What reading the log needs to know about the caller (identity's Actor fits)."""
-
-    @property
-    def is_admin(self) -> bool: ...
 
 
 def _entry(
@@ -96,7 +82,7 @@ async def record_detached(
     For failures: the request's transaction rolls back with the error response, and the row
     saying the attempt failed must survive that.
     """
-    async with sessions() as session, session.begin():
+    async with transaction(sessions) as session:
         await record(
             session,
             action=action,
@@ -119,7 +105,7 @@ class AuditFilter:
 
 async def list_entries(
     session: AsyncSession,
-    actor: AuditReader,
+    actor: Actor,
     *,
     filters: AuditFilter,
     page: int,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Query, Response, status
 
 from keel.identity import service
-from keel.identity.deps import AdminActor, ContextDep, CurrentActor, IdentityDep
+from keel.identity.deps import IdentityDep
 from keel.identity.models import User
 from keel.identity.repository import FamilySummary
 from keel.identity.schemas import (
@@ -33,7 +32,9 @@ from keel.identity.schemas import (
     UserPage,
     UserPatchIn,
 )
-from keel.platform.db import SessionDep, session_then, utcnow
+from keel.platform.actor import Actor
+from keel.platform.db import utcnow
+from keel.platform.deps import AdminActor, ContextDep, CurrentActor, ServicesDep, SessionDep
 from keel.platform.errors import (
     BadRequest,
     Conflict,
@@ -45,17 +46,6 @@ from keel.platform.errors import (
     error_responses,
 )
 from keel.platform.schemas import Pagination
-from keel.projects import service as projects_service
-
-
-async def _forget_deleted_projects(request: Request, session: AsyncSession) -> None:
-    await projects_service.invalidate_after_commit(request.app.state.projects, session)
-
-
-# The request's transaction; once committed, the account's deleted projects leave the cache.
-AccountSessionDep = Annotated[
-    AsyncSession, Depends(session_then(_forget_deleted_projects), scope="function")
-]
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users (admin)"])
@@ -71,7 +61,7 @@ def _auth_out(user: User, tokens: service.IssuedTokens) -> AuthOut:
     )
 
 
-def _session_out(summary: FamilySummary, actor: service.Actor) -> SessionOut:
+def _session_out(summary: FamilySummary, actor: Actor) -> SessionOut:
     return SessionOut(
         id=summary.family_id,
         created_at=summary.created_at,
@@ -157,10 +147,10 @@ async def logout(
     summary="The signed-in user",
     responses=error_responses(Unauthorized),
 )
-async def profile(actor: CurrentActor, request: Request) -> UserOut:
+async def profile(actor: CurrentActor, services: ServicesDep) -> UserOut:
     # Authentication has just read the user (from the cache): no transaction needed.
     if actor.profile is None:  # pragma: no cover - CurrentActor always carries the profile
-        async with request.app.state.database.sessions() as session:
+        async with services.database.sessions() as session:
             return UserOut.model_validate(await service.get_profile(session, actor))
     return UserOut.model_validate(actor.profile)
 
@@ -299,11 +289,21 @@ async def export(actor: CurrentActor, session: SessionDep) -> ExportOut:
 async def delete_account(
     body: AccountDeleteIn,
     actor: CurrentActor,
-    session: AccountSessionDep,
+    session: SessionDep,
     identity: IdentityDep,
     context: ContextDep,
+    services: ServicesDep,
 ) -> Response:
-    await service.delete_account(session, identity, actor, password=body.password, context=context)
+    from keel.projects.service import PROJECTS
+
+    await service.delete_account(
+        session,
+        identity,
+        actor,
+        password=body.password,
+        context=context,
+        projects_runtime=services.get(PROJECTS),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

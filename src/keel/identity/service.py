@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import math
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +20,10 @@ import orjson
 import pyotp
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import State
 
 from keel.audit import service as audit
-from keel.audit.service import RequestContext
 from keel.identity import repository
 from keel.identity.models import AuthSession, User
 from keel.identity.schemas import LoginIn, RegisterIn, UserPatchIn
@@ -37,8 +34,9 @@ from keel.identity.throttle import (
     Scope,
     failure_delay,
 )
+from keel.platform.actor import Actor, RequestContext, VerifiedToken
 from keel.platform.cache import Cache
-from keel.platform.db import Database, set_rls_actor, utcnow
+from keel.platform.db import Database, after_commit, set_rls_actor, utcnow
 from keel.platform.errors import (
     BadRequest,
     Conflict,
@@ -56,6 +54,7 @@ from keel.platform.security import (
     keyed_hash,
     sha256_hex,
 )
+from keel.platform.services import Slot
 from keel.settings import Settings
 
 log = structlog.get_logger("keel.identity")
@@ -65,22 +64,6 @@ SESSION_CACHE_PREFIX = "identity:session:v2:"
 # Cached for a family that is revoked, or whose user is gone or deactivated.
 DEAD = b"!"
 TOTP_ISSUER = "Keel"
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """The authenticated caller, as services see it."""
-
-    user_id: uuid.UUID
-    role: str
-    session_id: uuid.UUID
-    # The user as /auth/profile shows it, when authentication read it (from the cache).
-    # Any: JSON-decoded values.
-    profile: Mapping[str, Any] | None = field(default=None, compare=False)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +77,19 @@ class IssuedTokens:
 class Identity:
     """What identity services need from the app, built once in create_app.
 
-    `state` is the app's state: the cache and Redis client are looked up there when used, so
-    the identity feature shares whatever the platform wired.
+    It is also the app's Authenticator (keel.platform.auth): the one path from an access
+    token to an Actor, for every front door.
     """
 
     settings: Settings
     hasher: PasswordHasher
     tokens: TokenCodec
-    database: Database | None = None
-    encryptor: Encryptor | None = None
-    state: State | None = None
+    database: Database
+    encryptor: Encryptor
+    cache: Cache
+    redis: Redis | None = None
     _throttle: LoginThrottle | None = field(default=None, init=False)
     _child_key: bytes = field(default=b"", init=False)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         # Derives the next refresh token's jti from the one it replaces, so concurrent
@@ -115,27 +98,17 @@ class Identity:
         self._child_key = derive_key(self.settings.signing_secret, b"refresh-rotation")
 
     @property
-    def cache(self) -> Cache:
-        if self.state is None:  # pragma: no cover - create_app always passes the state
-            raise RuntimeError("Identity has no app state")
-        cache: Cache = self.state.cache
-        return cache
-
-    @property
     def db(self) -> Database:
-        if self.database is None:  # pragma: no cover - create_app always passes the database
-            raise RuntimeError("Identity has no database")
         return self.database
 
     @property
     def throttle(self) -> LoginThrottle:
         if self._throttle is None:
-            redis: Redis | None = getattr(self.state, "redis", None) if self.state else None
             window = self.settings.login_failure_window_seconds
             lockout = self.settings.login_lockout_seconds
             self._throttle = (
-                RedisLoginThrottle(redis, window_seconds=window, lockout_seconds=lockout)
-                if redis is not None
+                RedisLoginThrottle(self.redis, window_seconds=window, lockout_seconds=lockout)
+                if self.redis is not None
                 else MemoryLoginThrottle(window_seconds=window, lockout_seconds=lockout)
             )
         return self._throttle
@@ -143,23 +116,18 @@ class Identity:
     def child_jti(self, parent_jti: str, purpose: str) -> str:
         return keyed_hash(self._child_key, f"{purpose}:{parent_jti}")[:32]
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run a fire-and-forget coroutine, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(_logged(coro))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def authenticate(self, token: str, *, verified: VerifiedToken | None = None) -> Actor:
+        return await authenticate_token(
+            self, token=token, verified_claims=verified.claims if verified else None
+        )
 
-    async def drain(self) -> None:
-        """Wait for spawned work (post-commit cache invalidations) to finish."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks)
+    async def recheck(self, actor: Actor) -> Actor:
+        return await live_actor(
+            self, user_id=actor.user_id, session_id=actor.session_id, expires_at=actor.expires_at
+        )
 
 
-async def _logged(coro: Coroutine[Any, Any, None]) -> None:
-    try:
-        await coro
-    except Exception as exc:  # a background task has no caller to raise to
-        log.error("background_task_failed", error_type=type(exc).__name__)
+IDENTITY: Slot[Identity] = Slot("identity")
 
 
 # --- tokens and sessions -------------------------------------------------------------------
@@ -267,10 +235,10 @@ async def forget_sessions(
     keys = [session_cache_key(fid) for fid in family_ids]
     await identity.cache.delete(*keys)
 
-    def after_commit(_session: object) -> None:
-        identity.spawn(identity.cache.delete(*keys))
+    async def forget_again() -> None:
+        await identity.cache.delete(*keys)
 
-    event.listen(session.sync_session, "after_commit", after_commit, once=True)
+    after_commit(session, forget_again)
 
 
 async def authenticate_token(
@@ -293,6 +261,18 @@ async def authenticate_token(
         session_id = uuid.UUID(str(claims["sid"]))
     except (TokenError, KeyError, ValueError) as exc:
         raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from exc
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC) if "exp" in claims else None
+    return await live_actor(identity, user_id=user_id, session_id=session_id, expires_at=expires_at)
+
+
+async def live_actor(
+    identity: Identity,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    expires_at: datetime | None,
+) -> Actor:
+    """The actor of a live session, with the user's current role; 401 once it has ended."""
     key = session_cache_key(session_id)
     state = await identity.cache.get(key)
     if state is None:
@@ -317,7 +297,13 @@ async def authenticate_token(
     profile = orjson.loads(state)
     # The role comes from the server, not the token: a demotion applies at once. The entry
     # is dropped by forget_sessions whenever role, activity or the account change.
-    return Actor(user_id=user_id, role=profile["role"], session_id=session_id, profile=profile)
+    return Actor(
+        user_id=user_id,
+        role=profile["role"],
+        session_id=session_id,
+        profile=profile,
+        expires_at=expires_at,
+    )
 
 
 # --- registration and sign-in --------------------------------------------------------------
@@ -506,7 +492,7 @@ async def _revoke_family_detached(
 ) -> None:
     """Refresh-token theft: revoke the whole family and audit it, committed now."""
     now = utcnow()
-    async with identity.db.sessions() as detached, detached.begin():
+    async with identity.db.transaction() as detached:
         await repository.revoke_families(
             detached, user_id=step.user_id, family_ids=[step.family_id], revoked_at=now
         )
@@ -810,6 +796,7 @@ async def delete_account(
     *,
     password: str,
     context: RequestContext,
+    projects_runtime: Any,  # Any: interim, the account feature takes this over
 ) -> None:
     """Erase the caller's account, sessions and projects (GDPR Art. 17).
 
@@ -823,7 +810,9 @@ async def delete_account(
     user = await get_profile(session, actor)
     families = await repository.family_ids_of_user(session, user.id)
     # Announced and audited one by one before the cascade removes the rows.
-    deleted_projects = await projects.delete_all_of_owner(session, actor, context=context)
+    deleted_projects = await projects.delete_all_of_owner(
+        session, actor, context=context, runtime=projects_runtime
+    )
     await set_rls_actor(session, user_id=user.id, role=user.role)
     await session.delete(user)
     await session.flush()

@@ -1,16 +1,17 @@
-"""Database engines (primary and optional read replica) and the per-request transaction."""
+"""The database engine, the one way to open a transaction, and the after-commit pipeline."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+import structlog
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -31,11 +32,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from keel.platform.errors import ServiceUnavailable
 from keel.settings import Settings
+
+log = structlog.get_logger("keel.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -83,6 +86,63 @@ def utcnow() -> datetime:
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
+
+
+# --- the after-commit pipeline ---------------------------------------------------------------
+# Work that must follow a commit (cache invalidation, waking the event relay, jobs) is
+# scheduled on the session with `after_commit` and nowhere else. KeelSession's listeners keep
+# it until the commit and drop it on rollback; `transaction` then awaits it. A session
+# committed outside `transaction` still runs its work, as tasks, so it cannot be forgotten.
+
+AfterCommitWork = Callable[[], Awaitable[None]]
+_PENDING = "keel.after_commit.pending"
+_READY = "keel.after_commit.ready"
+_MANAGED = "keel.after_commit.managed"
+_DATABASE = "keel.database"
+_background: set[asyncio.Task[None]] = set()
+
+
+def after_commit(
+    session: AsyncSession | Session, work: AfterCommitWork, *, key: str | None = None
+) -> None:
+    """Run `work` once this session's transaction has committed (never after a rollback).
+
+    Work with the same `key` is scheduled once per transaction (the first one wins), so a
+    feature can collect what changed in shared state and act on it once.
+    """
+    pending: dict[object, AfterCommitWork] = session.info.setdefault(_PENDING, {})
+    pending.setdefault(key if key is not None else object(), work)
+
+
+async def _logged(work: AfterCommitWork) -> None:
+    try:
+        await work()
+    except Exception as exc:  # after the commit there is no caller left to fail
+        log.error("after_commit_failed", error_type=type(exc).__name__)
+
+
+class KeelSession(Session):
+    """The sync session behind every AsyncSession Keel opens: carries the pipeline."""
+
+
+@event.listens_for(KeelSession, "after_commit")
+def _commit_done(session: Session) -> None:
+    pending: dict[object, AfterCommitWork] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    if session.info.get(_MANAGED):
+        session.info.setdefault(_READY, {}).update(pending)
+        return
+    loop = asyncio.get_running_loop()
+    for work in pending.values():
+        task = loop.create_task(_logged(work))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+@event.listens_for(KeelSession, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def _engine_kwargs(settings: Settings, url: str) -> dict[str, Any]:
@@ -136,32 +196,47 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
 
 @dataclass
 class Database:
-    """The engines and session factories the app uses; built once in create_app."""
+    """The engine and session factory the app uses; built once in create_app.
+
+    KEEL_DATABASE_REPLICA_URL is accepted but not used yet: every read goes to the primary
+    until reads can be routed to a replica with read-your-writes (the README says so).
+    """
 
     primary: AsyncEngine
-    replica: AsyncEngine | None
     sessions: async_sessionmaker[AsyncSession]
-    read_sessions: async_sessionmaker[AsyncSession]
+    # Named signals a part of the app listens to (the event relay: "events committed"),
+    # sent by after-commit work; kept here so that no module-level registry is needed.
+    _listeners: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         primary = create_engine(settings)
-        replica = (
-            create_engine(settings, settings.database_replica_url)
-            if settings.database_replica_url
-            else None
+        factory = async_sessionmaker(
+            primary, expire_on_commit=False, autoflush=False, sync_session_class=KeelSession
         )
-        factory = async_sessionmaker(primary, expire_on_commit=False, autoflush=False)
-        read_factory = (
-            async_sessionmaker(replica, expire_on_commit=False, autoflush=False)
-            if replica is not None
-            else factory
-        )
-        return cls(primary=primary, replica=replica, sessions=factory, read_sessions=read_factory)
+        database = cls(primary=primary, sessions=factory)
+        factory.configure(info={_DATABASE: database})
+        return database
+
+    def connect(self, signal: str, listener: Callable[[], None]) -> None:
+        self._listeners.setdefault(signal, []).append(listener)
+
+    def disconnect(self, signal: str, listener: Callable[[], None]) -> None:
+        listeners = self._listeners.get(signal, [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    def send(self, signal: str) -> None:
+        for listener in list(self._listeners.get(signal, ())):
+            listener()
 
     @property
     def dialect(self) -> str:
         return self.primary.dialect.name
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A transaction of its own (see `transaction`)."""
+        return transaction(self.sessions)
 
     async def ping(self) -> None:
         async with self.primary.connect() as conn:
@@ -169,19 +244,34 @@ class Database:
 
     async def dispose(self) -> None:
         await self.primary.dispose()
-        if self.replica is not None:
-            await self.replica.dispose()
 
 
-def get_database(request: Request) -> Database:
-    db: Database = request.app.state.database
-    return db
+def database_of(session: AsyncSession | Session) -> Database:
+    """The Database whose factory opened this session."""
+    database: Database = session.info[_DATABASE]
+    return database
 
 
-async def _transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def _run_pending(session: AsyncSession) -> None:
+    """Run the work a committed transaction scheduled, in order; a failure is logged."""
+    while ready := session.info.pop(_READY, None):
+        for work in ready.values():
+            await _logged(work)
+
+
+@asynccontextmanager
+async def transaction(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A transaction that commits on success and rolls back on error; once it has committed,
+    the work it scheduled with `after_commit` runs (awaited, so a response sent after this
+    reflects it). The one way Keel opens a transaction."""
     try:
-        async with factory() as session, session.begin():
-            yield session
+        async with factory() as session:
+            session.info[_MANAGED] = True
+            async with session.begin():
+                yield session
+            await _run_pending(session)
     # A pool timeout propagates as is: keel.platform.errors renders it as a 503 wherever it
     # happens, in this transaction or in one a service opened itself.
     except OperationalError as exc:
@@ -190,39 +280,6 @@ async def _transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
                 "The database is unavailable; try again shortly", headers={"Retry-After": "1"}
             ) from exc
         raise
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the handler returns, rolled back on error."""
-    async for session in _transaction(get_database(request).sessions):
-        yield session
-
-
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A read-only transaction, on the replica when one is configured."""
-    async for session in _transaction(get_database(request).read_sessions):
-        yield session
-
-
-AfterCommit = Callable[[Request, AsyncSession], Awaitable[None]]
-
-
-def session_then(after_commit: AfterCommit) -> Callable[[Request], AsyncIterator[AsyncSession]]:
-    """A request-transaction dependency that runs `after_commit` once the commit succeeded
-    (never after a rollback): for work such as cache invalidation that must not run early."""
-
-    async def dependency(request: Request) -> AsyncIterator[AsyncSession]:
-        async with asynccontextmanager(get_session)(request) as session:
-            yield session
-        await after_commit(request, session)
-
-    return dependency
-
-
-# scope="function": the transaction commits before the response is sent, so a failed commit
-# becomes an error response instead of a success the client believes.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 async def set_rls_actor(session: AsyncSession, *, user_id: uuid.UUID, role: str) -> None:

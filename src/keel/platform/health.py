@@ -1,18 +1,22 @@
-"""Liveness, readiness and the offline API docs page."""
+"""Operations routes: liveness, readiness, Prometheus metrics and the offline API docs."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from pathlib import Path
 from typing import Literal
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from keel.platform.errors import ErrorBody, ServiceUnavailable
+from keel.platform.deps import ServicesDep
+from keel.platform.errors import ErrorBody, ServiceUnavailable, Unauthorized
+from keel.platform.metrics import render_metrics
 
 router = APIRouter(tags=["operations"])
 log = structlog.get_logger("keel.health")
@@ -40,10 +44,10 @@ async def health() -> Health:
     summary="Readiness: the database (and Redis, when configured) answer",
     responses={503: {"model": ErrorBody, "description": "A dependency is unreachable"}},
 )
-async def ready(request: Request) -> Readiness:
+async def ready(services: ServicesDep) -> Readiness:
     checks: dict[str, str] = {}
     failed: list[str] = []
-    probes = request.app.state.readiness_probes
+    probes = services.readiness_probes
     for name, probe in probes.items():
         try:
             await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT_SECONDS)
@@ -88,3 +92,14 @@ async def static(name: str) -> Response:
         media_type=media_type,
         headers={"Cache-Control": "public, max-age=86400"},
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    token = services.settings.metrics_token
+    if token:
+        presented = request.headers.get("authorization", "")
+        expected = f"Bearer {token}"
+        if not hmac.compare_digest(presented.encode(), expected.encode()):
+            raise Unauthorized("A valid metrics bearer token is required")
+    return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)

@@ -8,7 +8,6 @@ writes its samples there and `/metrics` on any worker aggregates all of them.
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
 import shutil
@@ -17,9 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -29,10 +26,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from keel.platform.errors import Unauthorized
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _MULTIPROCESS = bool(os.environ.get(MULTIPROC_ENV))
@@ -121,20 +115,6 @@ def render_metrics() -> bytes:
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest(REGISTRY)
-
-
-router = APIRouter(tags=["operations"])
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    token: str | None = request.app.state.settings.metrics_token
-    if token:
-        presented = request.headers.get("authorization", "")
-        expected = f"Bearer {token}"
-        if not hmac.compare_digest(presented.encode(), expected.encode()):
-            raise Unauthorized("A valid metrics bearer token is required")
-    return Response(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
 
 # --- HTTP ---------------------------------------------------------------------------------

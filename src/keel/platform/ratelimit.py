@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from keel.platform.actor import VerifiedToken
 from keel.platform.errors import error_payload
 from keel.platform.metrics import OVERLOAD_REJECTIONS, RATE_LIMIT_REJECTIONS
 from keel.platform.security import TokenCodec, TokenError
@@ -428,7 +429,7 @@ class ProtectionMiddleware:
                 self._verified.clear()  # crude but O(1) amortised; refills with live tokens
             self._verified[token] = (float(claims.get("exp", 0)), claims)
         # Verified claims, so the authentication dependency need not decode the token again.
-        state["access_claims"] = (token, claims)
+        state["access_token"] = VerifiedToken(token=token, claims=claims)
         subject = claims.get("sub")
         return str(subject) if subject else None
 

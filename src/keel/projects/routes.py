@@ -6,11 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from keel.identity.deps import ContextDep, CurrentActor
-from keel.platform.db import SessionDep, session_then
+from keel.platform.deps import ContextDep, CurrentActor, SessionDep, part
 from keel.platform.errors import (
     NotFound,
     PreconditionFailed,
@@ -28,7 +26,7 @@ from keel.projects.schemas import (
     SortKey,
     Status,
 )
-from keel.projects.service import ProjectsRuntime, WriteOutcome
+from keel.projects.service import PROJECTS, ProjectsRuntime, WriteOutcome
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
@@ -36,28 +34,8 @@ JSON = "application/json"
 MAX_PAGE = 1_000_000  # deeper than this, use the cursor (and offsets stay far from overflow)
 
 
-def get_runtime(request: Request) -> ProjectsRuntime:
-    runtime: ProjectsRuntime = request.app.state.projects
-    return runtime
+RuntimeDep = Annotated[ProjectsRuntime, Depends(part(PROJECTS))]
 
-
-async def _runtime_dependency(request: Request) -> ProjectsRuntime:
-    # async def: FastAPI runs a sync dependency in the thread pool, ≈ 150 µs per request here.
-    return get_runtime(request)
-
-
-RuntimeDep = Annotated[ProjectsRuntime, Depends(_runtime_dependency)]
-
-
-async def _invalidate(request: Request, session: AsyncSession) -> None:
-    await service.invalidate_after_commit(get_runtime(request), session)
-
-
-# The request's transaction, then (only once it has committed) cache invalidation.
-get_write_session = session_then(_invalidate)
-
-
-WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session, scope="function")]
 
 IfMatch = Annotated[
     str | None,
@@ -164,7 +142,7 @@ async def list_projects(
 async def create_project(
     body: ProjectCreate,
     actor: CurrentActor,
-    session: WriteSessionDep,
+    session: SessionDep,
     runtime: RuntimeDep,
     context: ContextDep,
     idempotency_key: Annotated[
@@ -228,12 +206,13 @@ async def replace_project(
     id: str,
     body: ProjectReplace,
     actor: CurrentActor,
-    session: WriteSessionDep,
+    session: SessionDep,
     context: ContextDep,
+    runtime: RuntimeDep,
     if_match: IfMatch = None,
 ) -> Response:
     outcome = await service.update_project(
-        session, actor, id, body, if_match=if_match, context=context
+        session, actor, id, body, if_match=if_match, context=context, runtime=runtime
     )
     return _project_response(outcome)
 
@@ -248,12 +227,13 @@ async def patch_project(
     id: str,
     body: ProjectPatch,
     actor: CurrentActor,
-    session: WriteSessionDep,
+    session: SessionDep,
     context: ContextDep,
+    runtime: RuntimeDep,
     if_match: IfMatch = None,
 ) -> Response:
     outcome = await service.update_project(
-        session, actor, id, body, if_match=if_match, context=context
+        session, actor, id, body, if_match=if_match, context=context, runtime=runtime
     )
     return _project_response(outcome)
 
@@ -269,9 +249,12 @@ async def patch_project(
 async def delete_project(
     id: str,
     actor: CurrentActor,
-    session: WriteSessionDep,
+    session: SessionDep,
     context: ContextDep,
+    runtime: RuntimeDep,
     if_match: IfMatch = None,
 ) -> Response:
-    await service.delete_project(session, actor, id, if_match=if_match, context=context)
+    await service.delete_project(
+        session, actor, id, if_match=if_match, context=context, runtime=runtime
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

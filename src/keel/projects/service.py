@@ -20,10 +20,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.audit import service as audit
-from keel.audit.service import RequestContext
-from keel.identity.service import Actor
+from keel.platform.actor import Actor, RequestContext
 from keel.platform.cache import Cache
-from keel.platform.db import Database, set_rls_actor, utcnow
+from keel.platform.db import Database, after_commit, set_rls_actor, utcnow
 from keel.platform.errors import (
     Conflict,
     ErrorDetail,
@@ -33,6 +32,7 @@ from keel.platform.errors import (
     ValidationFailed,
 )
 from keel.platform.security import derive_key
+from keel.platform.services import Slot
 from keel.projects import repository
 from keel.projects.repository import Keyset, ListFilters
 from keel.projects.schemas import ProjectCreate, ProjectPatch, ProjectReplace
@@ -242,16 +242,25 @@ class ProjectsRuntime:
         )
 
 
-def _mark_dirty(session: AsyncSession, *, project_id: uuid.UUID, owner_id: uuid.UUID) -> None:
+PROJECTS: Slot[ProjectsRuntime] = Slot("projects")
+
+
+def _mark_dirty(
+    session: AsyncSession,
+    runtime: ProjectsRuntime,
+    *,
+    project_id: uuid.UUID,
+    owner_id: uuid.UUID,
+) -> None:
+    """Once the transaction commits, retire the cache entries of what it changed (one
+    renewal per transaction, however many projects it wrote)."""
     dirty: set[str] = session.info.setdefault(_DIRTY, set())
     dirty.update({f"project:{project_id}", f"owner:{owner_id}", "owner:*"})
 
+    async def renew() -> None:
+        await runtime.cache.renew(session.info.pop(_DIRTY, set()))
 
-async def invalidate_after_commit(runtime: ProjectsRuntime, session: AsyncSession) -> None:
-    """Retire the cache entries of what the committed transaction changed."""
-    dirty: set[str] | None = session.info.pop(_DIRTY, None)
-    if dirty:
-        await runtime.cache.renew(dirty)
+    after_commit(session, renew, key=_DIRTY)
 
 
 # --- listing --------------------------------------------------------------------------------
@@ -470,6 +479,7 @@ async def _record_write(
     session: AsyncSession,
     actor: Actor,
     *,
+    runtime: ProjectsRuntime,
     event_type: ProjectEventType,
     payload: dict[str, str | None],
     project_id: uuid.UUID,
@@ -490,7 +500,7 @@ async def _record_write(
     await realtime.record_project_event(
         session, event_type=event_type, project_id=project_id, owner_id=owner_id, payload=payload
     )
-    _mark_dirty(session, project_id=project_id, owner_id=owner_id)
+    _mark_dirty(session, runtime, project_id=project_id, owner_id=owner_id)
 
 
 def _request_hash(data: ProjectCreate) -> str:
@@ -585,6 +595,7 @@ async def create_project(
     await _record_write(
         session,
         actor,
+        runtime=runtime,
         event_type="project.created",
         payload=payload,
         project_id=values["id"],
@@ -663,6 +674,7 @@ async def update_project(
     *,
     if_match: str | None,
     context: RequestContext,
+    runtime: ProjectsRuntime,
 ) -> WriteOutcome:
     """PUT (ProjectReplace: every field) or PATCH (ProjectPatch: the fields given)."""
     changes = _changes(data)
@@ -674,6 +686,7 @@ async def update_project(
     await _record_write(
         session,
         actor,
+        runtime=runtime,
         event_type="project.updated",
         payload=payload,
         project_id=row["id"],
@@ -692,6 +705,7 @@ async def delete_project(
     *,
     if_match: str | None,
     context: RequestContext,
+    runtime: ProjectsRuntime,
 ) -> None:
     """Soft-delete: the row stays (invisible) until purge removes it after the retention."""
     now = utcnow()
@@ -701,6 +715,7 @@ async def delete_project(
     await _record_write(
         session,
         actor,
+        runtime=runtime,
         event_type="project.deleted",
         payload=project_json(row),
         project_id=row["id"],
@@ -711,7 +726,7 @@ async def delete_project(
 
 
 async def delete_all_of_owner(
-    session: AsyncSession, actor: Actor, *, context: RequestContext
+    session: AsyncSession, actor: Actor, *, context: RequestContext, runtime: ProjectsRuntime
 ) -> int:
     """Delete every live project of the actor, as account erasure starts.
 
@@ -722,7 +737,9 @@ async def delete_all_of_owner(
     await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
     ids = await repository.live_project_ids_of_owner(session, actor.user_id)
     for project_id in ids:
-        await delete_project(session, actor, str(project_id), if_match=None, context=context)
+        await delete_project(
+            session, actor, str(project_id), if_match=None, context=context, runtime=runtime
+        )
     return len(ids)
 
 
@@ -765,7 +782,7 @@ async def purge_all_expired(settings: Settings, *, batch: int = 1000) -> PurgeCo
     projects = keys = 0
     try:
         while True:
-            async with database.sessions() as session, session.begin():
+            async with database.transaction() as session:
                 counts = await purge_expired(
                     session, now=utcnow(), retention=retention, batch=batch
                 )

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from keel.platform.bus import Bus
 from keel.platform.db import Database, utcnow
+from keel.platform.services import Slot
 from keel.realtime import service
 from keel.realtime.service import OutgoingEvent, Viewer
 from keel.settings import Settings
@@ -179,7 +180,7 @@ class EventHub:
         self._loop = asyncio.get_running_loop()
         async with self._database.sessions() as session:
             self.cursor = await service.latest_event_id(session)
-        service.add_commit_listener(self._database.primary.sync_engine, self._committed)
+        self._database.connect(service.EVENTS_COMMITTED, self._committed)
         subscribed = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._listen(subscribed), name="realtime-bus"),
@@ -193,7 +194,7 @@ class EventHub:
         self._chain_shutdown_signals()
 
     async def stop(self) -> None:
-        service.remove_commit_listener(self._database.primary.sync_engine, self._committed)
+        self._database.disconnect(service.EVENTS_COMMITTED, self._committed)
         self.drain()
         self._restore_signals()
         for task in self._tasks:
@@ -353,9 +354,12 @@ class EventHub:
                 log.warning("event_purge_failed", error=type(exc).__name__)
 
 
+HUB: Slot[EventHub] = Slot("realtime")
+
+
 async def purge(database: Database, *, retention_seconds: int) -> int:
     """Delete outbox rows past the retention window and expired SSE tickets."""
-    async with database.sessions() as session, session.begin():
+    async with database.transaction() as session:
         removed = await service.purge_events(
             session, older_than=service.retention_cutoff(retention_seconds)
         )

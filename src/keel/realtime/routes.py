@@ -11,7 +11,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -24,16 +24,17 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from keel.identity.deps import CurrentActor, bearer
-from keel.identity.service import Actor, Identity, authenticate_token
 from keel.platform import metrics
+from keel.platform.actor import Actor
+from keel.platform.auth import AUTHENTICATOR
+from keel.platform.deps import CurrentActor, bearer
 from keel.platform.errors import Unauthorized, error_responses
 from keel.platform.schemas import ApiModel, RequestModel, SafeStr
-from keel.platform.security import TokenError
+from keel.platform.services import services_of
 from keel.realtime import service
-from keel.realtime.hub import BATCH, CloseCode, EventHub, Heartbeat, Subscriber
+from keel.realtime.hub import BATCH, HUB, CloseCode, EventHub, Heartbeat, Subscriber
 from keel.realtime.service import OutgoingEvent, Viewer
-from keel.realtime.tickets import TicketStore
+from keel.realtime.tickets import TICKETS
 
 router = APIRouter(prefix="/api/v1", tags=["realtime"])
 log = structlog.get_logger("keel.realtime")
@@ -60,30 +61,23 @@ class AuthMessage(RequestModel):
     project_ids: list[uuid.UUID] | None = Field(default=None, max_length=MAX_PROJECT_FILTER)
 
 
+def _hub(connection: HTTPConnection) -> EventHub:
+    return services_of(connection.app).get(HUB)
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
+    """What a stream was authorized with: the actor, and when its access token expires."""
+
     actor: Actor
     expires_at: datetime
-    # Any: the verified JWT claims, kept to re-check the session on heartbeats.
-    claims: Mapping[str, Any]
-
-
-def _hub(connection: HTTPConnection) -> EventHub:
-    hub: EventHub = connection.app.state.realtime
-    return hub
 
 
 async def authorize(connection: HTTPConnection, token: str) -> Grant:
-    """Verify an access token like any API call; also return when it expires."""
-    identity: Identity = connection.app.state.identity
-    try:
-        claims = identity.tokens.decode(token, token_type="access")
-    except TokenError as exc:
-        raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from exc
-    actor = await authenticate_token(identity, token=token, verified_claims=claims)
-    return Grant(
-        actor=actor, expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC), claims=claims
-    )
+    """Verify an access token like any API call (the one Authenticator)."""
+    actor = await services_of(connection.app).get(AUTHENTICATOR).authenticate(token)
+    assert actor.expires_at is not None  # every access token carries exp
+    return Grant(actor=actor, expires_at=actor.expires_at)
 
 
 async def still_live(connection: HTTPConnection, grant: Grant) -> bool:
@@ -92,9 +86,8 @@ async def still_live(connection: HTTPConnection, grant: Grant) -> bool:
     Checked on every heartbeat, so a logout, session revocation, password change or
     deactivation ends open streams within one heartbeat interval, on every instance.
     """
-    identity: Identity = connection.app.state.identity
     try:
-        await authenticate_token(identity, token="", verified_claims=grant.claims)
+        await services_of(connection.app).get(AUTHENTICATOR).recheck(grant.actor)
     except Unauthorized:
         return False
     return True
@@ -135,7 +128,7 @@ async def catch_up_and_register(
     and the subscriber's cursor drops anything delivered twice.
     """
     hub = _hub(connection)
-    sessions = connection.app.state.database.sessions
+    sessions = services_of(connection.app).database.sessions
     async with sessions() as session:
         point = await service.resume_point(session, last_event_id)
     cursor = point.cursor
@@ -304,7 +297,7 @@ def _iso(value: datetime) -> str:
 async def websocket_events(websocket: WebSocket) -> None:
     """Live project events over WebSocket; the protocol is in docs/realtime.md."""
     hub = _hub(websocket)
-    settings = websocket.app.state.settings
+    settings = services_of(websocket.app).settings
     await websocket.accept()
     if hub.draining:
         await _close(websocket, CloseCode.GOING_AWAY, "Server shutting down; reconnect")
@@ -488,14 +481,14 @@ async def stream_events(
     if credentials is not None and credentials.scheme.lower() == "bearer":
         token = credentials.credentials
     elif ticket:
-        tickets: TicketStore = request.app.state.event_tickets
+        tickets = services_of(request.app).get(TICKETS)
         token = await tickets.redeem(ticket)
         if token is None:
             raise Unauthorized("Unknown, used or expired ticket", code="INVALID_TICKET")
     if token is None:
         raise Unauthorized("Missing bearer token or ticket", code="UNAUTHORIZED")
     grant = await authorize(request, token)
-    settings = request.app.state.settings
+    settings = services_of(request.app).settings
     hub = _hub(request)
     subscriber = Subscriber(
         _viewer(grant.actor, project_id), cursor=0, limit=settings.ws_queue_size
@@ -545,7 +538,9 @@ async def create_event_ticket(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> TicketOut:
     assert credentials is not None  # CurrentActor already required it
-    tickets: TicketStore = request.app.state.event_tickets
+    tickets = services_of(request.app).get(TICKETS)
     ticket = await tickets.issue(credentials.credentials)
     log.info("event_ticket_issued", user_id=str(actor.user_id))
-    return TicketOut(ticket=ticket, expires_in=request.app.state.settings.sse_ticket_ttl_seconds)
+    return TicketOut(
+        ticket=ticket, expires_in=services_of(request.app).settings.sse_ticket_ttl_seconds
+    )

@@ -11,19 +11,18 @@ serialises writers itself, so there the order holds without a lock.
 from __future__ import annotations
 
 import uuid
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Engine, delete, event, func, select, text, update
+from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from keel.platform.db import utcnow
+from keel.platform.db import KeelSession, after_commit, database_of, utcnow
 from keel.realtime.models import Event, EventTicket, EventWatermark
 
 ProjectEventType = Literal["project.created", "project.updated", "project.deleted"]
@@ -32,13 +31,6 @@ ProjectEventType = Literal["project.created", "project.updated", "project.delete
 OUTBOX_LOCK_KEY = 0x6B65656C
 PURGED_WATERMARK = "purged"
 _PENDING = "keel.realtime.pending_events"
-_WRITTEN = "keel.realtime.events_written"
-
-# Callbacks to run after a transaction that wrote events commits, per engine (the relay
-# of each app registers one to wake itself and announce the commit to other instances).
-_commit_listeners: weakref.WeakKeyDictionary[Engine, list[Callable[[], None]]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 async def record_project_event(
@@ -63,7 +55,10 @@ async def record_project_event(
     )
 
 
-@event.listens_for(Session, "before_commit")
+EVENTS_COMMITTED = "realtime.events_committed"
+
+
+@event.listens_for(KeelSession, "before_commit")
 def _write_pending_events(session: Session) -> None:
     pending: list[Event] | None = session.info.pop(_PENDING, None)
     if not pending:
@@ -75,33 +70,18 @@ def _write_pending_events(session: Session) -> None:
     for item in pending:
         item.created_at = now
     session.add_all(pending)
-    session.info[_WRITTEN] = True
+    database = database_of(session)
+
+    async def announce() -> None:
+        # Wakes this instance's relay, which also tells the other instances.
+        database.send(EVENTS_COMMITTED)
+
+    after_commit(session, announce, key=EVENTS_COMMITTED)
 
 
-@event.listens_for(Session, "after_commit")
-def _announce_committed_events(session: Session) -> None:
-    if not session.info.pop(_WRITTEN, False):
-        return
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    for callback in list(_commit_listeners.get(engine, ())):
-        callback()
-
-
-@event.listens_for(Session, "after_soft_rollback")
+@event.listens_for(KeelSession, "after_soft_rollback")
 def _discard_pending_events(session: Session, _previous: SessionTransaction) -> None:
     session.info.pop(_PENDING, None)
-    session.info.pop(_WRITTEN, None)
-
-
-def add_commit_listener(engine: Engine, callback: Callable[[], None]) -> None:
-    _commit_listeners.setdefault(engine, []).append(callback)
-
-
-def remove_commit_listener(engine: Engine, callback: Callable[[], None]) -> None:
-    callbacks = _commit_listeners.get(engine)
-    if callbacks and callback in callbacks:
-        callbacks.remove(callback)
 
 
 # --- reading the outbox ------------------------------------------------------------------

@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from keel.platform.db import utcnow
+from keel.platform.db import transaction, utcnow
 from keel.platform.security import Encryptor, sha256_hex
+from keel.platform.services import Slot
 from keel.realtime.models import EventTicket
 
 _AAD = b"keel-sse-ticket"
@@ -84,7 +85,7 @@ class DatabaseTicketStore:
     async def issue(self, access_token: str) -> str:
         ticket = secrets.token_urlsafe(32)
         key = sha256_hex(ticket)
-        async with self._sessions() as session, session.begin():
+        async with transaction(self._sessions) as session:
             session.add(
                 EventTicket(
                     ticket_hash=key,
@@ -96,7 +97,7 @@ class DatabaseTicketStore:
 
     async def redeem(self, ticket: str) -> str | None:
         key = sha256_hex(ticket)
-        async with self._sessions() as session, session.begin():
+        async with transaction(self._sessions) as session:
             row = (
                 await session.execute(
                     delete(EventTicket)
@@ -120,3 +121,6 @@ def create_ticket_store(
     if redis is not None:
         return RedisTicketStore(redis, encryptor=encryptor, ttl_seconds=ttl_seconds)
     return DatabaseTicketStore(sessions, encryptor=encryptor, ttl_seconds=ttl_seconds)
+
+
+TICKETS: Slot[TicketStore] = Slot("event_tickets")
