@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from keel.account import routes as account_routes
 from keel.audit import routes as audit_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
@@ -229,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(identity_routes.router)
+    app.include_router(account_routes.router)
     app.include_router(identity_routes.users_router)
     app.include_router(identity_routes.jwks_router)
     app.include_router(audit_routes.router)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import and_, column, delete, exists, func, select, table, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from keel.identity.models import AuthSession, User
-from keel.platform.db import UTCDateTime, UUIDType
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -184,48 +182,3 @@ async def list_users(session: AsyncSession, *, offset: int, limit: int) -> tuple
         select(User).order_by(User.created_at.desc(), User.id).offset(offset).limit(limit)
     )
     return list(result.scalars()), int(total)
-
-
-# The projects table read for data exports, through SQL rather than the projects feature's
-# models (identity must not depend on another feature's internals).
-projects_table = table(
-    "projects",
-    column("id", UUIDType),
-    column("user_id", UUIDType),
-    column("name"),
-    column("description"),
-    column("status"),
-    column("created_at", UTCDateTime()),
-    column("updated_at", UTCDateTime()),
-    column("deleted_at", UTCDateTime()),
-)
-
-
-async def projects_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    # Any: JSON-ready project rows.
-    t = projects_table
-    result = await session.execute(
-        select(
-            t.c.id,
-            t.c.name,
-            t.c.description,
-            t.c.status,
-            t.c.created_at,
-            t.c.updated_at,
-            t.c.deleted_at,
-        )
-        .where(t.c.user_id == user_id)
-        .order_by(t.c.created_at)
-    )
-    return [
-        {
-            "id": str(row.id),
-            "name": row.name,
-            "description": row.description,
-            "status": row.status,
-            "createdAt": row.created_at.isoformat(),
-            "updatedAt": row.updated_at.isoformat(),
-            "deletedAt": row.deleted_at.isoformat() if row.deleted_at else None,
-        }
-        for row in result.all()
-    ]

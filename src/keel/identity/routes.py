@@ -10,12 +10,9 @@ from fastapi import APIRouter, Query, Response, status
 from keel.identity import service
 from keel.identity.deps import IdentityDep
 from keel.identity.models import User
-from keel.identity.repository import FamilySummary
 from keel.identity.schemas import (
-    AccountDeleteIn,
     AdminUserOut,
     AuthOut,
-    ExportOut,
     Jwks,
     LoginIn,
     LogoutIn,
@@ -32,8 +29,6 @@ from keel.identity.schemas import (
     UserPage,
     UserPatchIn,
 )
-from keel.platform.actor import Actor
-from keel.platform.db import utcnow
 from keel.platform.deps import AdminActor, ContextDep, CurrentActor, ServicesDep, SessionDep
 from keel.platform.errors import (
     BadRequest,
@@ -58,18 +53,6 @@ def _auth_out(user: User, tokens: service.IssuedTokens) -> AuthOut:
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
         expires_in=tokens.expires_in,
-    )
-
-
-def _session_out(summary: FamilySummary, actor: Actor) -> SessionOut:
-    return SessionOut(
-        id=summary.family_id,
-        created_at=summary.created_at,
-        last_used_at=summary.last_used_at,
-        expires_at=summary.expires_at,
-        user_agent=summary.user_agent,
-        ip=summary.ip,
-        current=summary.family_id == actor.session_id,
     )
 
 
@@ -163,7 +146,7 @@ async def profile(actor: CurrentActor, services: ServicesDep) -> UserOut:
 )
 async def list_sessions(actor: CurrentActor, session: SessionDep) -> SessionList:
     summaries = await service.list_sessions(session, actor)
-    return SessionList(data=[_session_out(s, actor) for s in summaries])
+    return SessionList(data=[SessionOut.of(s, actor) for s in summaries])
 
 
 @router.delete(
@@ -257,52 +240,6 @@ async def mfa_disable(
 ) -> Response:
     await service.disable_mfa(
         session, identity, actor, password=body.password, code=body.code, context=context
-    )
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get(
-    "/export",
-    response_model=ExportOut,
-    summary="Export everything stored about the caller (GDPR Art. 20)",
-    responses=error_responses(Unauthorized),
-)
-async def export(actor: CurrentActor, session: SessionDep) -> ExportOut:
-    data = await service.export_data(session, actor)
-    return ExportOut(
-        exported_at=utcnow(),
-        user=AdminUserOut.model_validate(data.user),
-        sessions=[_session_out(s, actor) for s in data.sessions],
-        projects=data.projects,
-        audit_log=data.audit_log,
-    )
-
-
-@router.delete(
-    "/account",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    summary="Delete the caller's account and all its data (GDPR Art. 17)",
-    description="Needs the password. Projects and sessions go with the account.",
-    responses=error_responses(Unauthorized, Forbidden, ServiceUnavailable),
-)
-async def delete_account(
-    body: AccountDeleteIn,
-    actor: CurrentActor,
-    session: SessionDep,
-    identity: IdentityDep,
-    context: ContextDep,
-    services: ServicesDep,
-) -> Response:
-    from keel.projects.service import PROJECTS
-
-    await service.delete_account(
-        session,
-        identity,
-        actor,
-        password=body.password,
-        context=context,
-        projects_runtime=services.get(PROJECTS),
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
 from keel.identity.passwords import MAX_LENGTH, check_new_password
+from keel.identity.repository import FamilySummary
+from keel.platform.actor import Actor
 from keel.platform.schemas import ApiModel, Pagination, RequestModel, SafeStr
 
 # Length is checked by the validator (so the 400 names the rule); the schema still documents it.
@@ -86,6 +88,18 @@ class SessionOut(ApiModel):
     ip: str | None
     current: bool = Field(description="True for the session of the token making this call")
 
+    @classmethod
+    def of(cls, summary: FamilySummary, actor: Actor) -> SessionOut:
+        return cls(
+            id=summary.family_id,
+            created_at=summary.created_at,
+            last_used_at=summary.last_used_at,
+            expires_at=summary.expires_at,
+            user_agent=summary.user_agent,
+            ip=summary.ip,
+            current=summary.family_id == actor.session_id,
+        )
+
 
 class SessionList(ApiModel):
     data: list[SessionOut]
@@ -113,16 +127,6 @@ class UserPage(ApiModel):
 class UserPatchIn(RequestModel):
     role: Role | None = None
     is_active: bool | None = None
-
-
-class ExportOut(ApiModel):
-    """Everything Keel holds about the caller (GDPR Art. 20), as plain JSON."""
-
-    exported_at: datetime
-    user: AdminUserOut
-    sessions: list[SessionOut]
-    projects: list[dict[str, Any]]  # Any: project rows as JSON objects
-    audit_log: list[dict[str, Any]]  # Any: audit rows as JSON objects
 
 
 class Jwks(ApiModel):

@@ -624,7 +624,7 @@ async def revoke_session(
     )
 
 
-async def _require_password(identity: Identity, actor: Actor, password: str) -> None:
+async def verify_password(identity: Identity, actor: Actor, password: str) -> None:
     """The caller proves their password; checked before the request's own transaction
     touches the database, so no connection is held during the hash."""
     async with identity.db.sessions() as lookup:
@@ -645,7 +645,7 @@ async def change_password(
     context: RequestContext,
 ) -> None:
     """Set a new password (proving the current one) and sign out every other session."""
-    await _require_password(identity, actor, current_password)
+    await verify_password(identity, actor, current_password)
     new_hash = await identity.hasher.hash(new_password)
     user = await get_profile(session, actor)
     user.password_hash = new_hash
@@ -737,7 +737,7 @@ async def disable_mfa(
     code: str,
     context: RequestContext,
 ) -> None:
-    await _require_password(identity, actor, password)
+    await verify_password(identity, actor, password)
     user = await get_profile(session, actor)
     if not user.mfa_enabled:
         raise Conflict("MFA is not enabled", code="MFA_NOT_ENABLED")
@@ -758,74 +758,14 @@ async def disable_mfa(
 # --- GDPR ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Export:
-    user: User
-    sessions: list[repository.FamilySummary]
-    projects: list[dict[str, Any]]  # Any: JSON-ready rows
-    audit_log: list[dict[str, Any]]  # Any: JSON-ready rows
-
-
-async def export_data(session: AsyncSession, actor: Actor) -> Export:
-    """Everything stored about the caller, for data portability (GDPR Art. 20)."""
-    user = await get_profile(session, actor)
-    await set_rls_actor(session, user_id=user.id, role=user.role)
-    entries = await audit.entries_of_actor(session, user.id)
-    return Export(
-        user=user,
-        sessions=await repository.live_families(session, user_id=user.id, now=utcnow()),
-        projects=await repository.projects_of_user(session, user.id),
-        audit_log=[
-            {
-                "at": entry.at.isoformat(),
-                "action": entry.action,
-                "outcome": entry.outcome,
-                "ip": entry.ip,
-                "targetType": entry.target_type,
-                "targetId": entry.target_id,
-            }
-            for entry in entries
-        ],
-    )
-
-
-async def delete_account(
-    session: AsyncSession,
-    identity: Identity,
-    actor: Actor,
-    *,
-    password: str,
-    context: RequestContext,
-    projects_runtime: Any,  # Any: interim, the account feature takes this over
-) -> None:
-    """Erase the caller's account, sessions and projects (GDPR Art. 17).
-
-    The audit trail keeps rows naming the user id (no personal data beyond IPs), as the
-    record of security events the operator must keep.
-    """
-    # Imported here: the projects feature imports this module (for Actor) at load time.
-    from keel.projects import service as projects
-
-    await _require_password(identity, actor, password)
+async def erase_user(session: AsyncSession, identity: Identity, actor: Actor) -> None:
+    """Delete the caller's user row (sessions go by cascade) and forget its sessions."""
     user = await get_profile(session, actor)
     families = await repository.family_ids_of_user(session, user.id)
-    # Announced and audited one by one before the cascade removes the rows.
-    deleted_projects = await projects.delete_all_of_owner(
-        session, actor, context=context, runtime=projects_runtime
-    )
     await set_rls_actor(session, user_id=user.id, role=user.role)
     await session.delete(user)
     await session.flush()
     await forget_sessions(session, identity, families)
-    await audit.record(
-        session,
-        action="auth.account_delete",
-        context=context,
-        actor_id=actor.user_id,
-        target_type="user",
-        target_id=actor.user_id,
-        details={"projectsDeleted": deleted_projects},
-    )
 
 
 # --- administration ------------------------------------------------------------------------

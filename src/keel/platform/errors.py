@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
@@ -15,6 +14,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import TimeoutError as SQLAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from keel.platform.timestamps import now_z
 
 log = structlog.get_logger("keel.errors")
 
@@ -133,10 +134,6 @@ class ServiceUnavailable(AppError):
     default_message = "Service temporarily unavailable"
 
 
-def utc_timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def error_payload(
     *,
     status_code: int,
@@ -150,7 +147,7 @@ def error_payload(
         "error": message,
         "code": code,
         "details": [{"field": d.field, "message": d.message} for d in details],
-        "timestamp": utc_timestamp(),
+        "timestamp": now_z(),
         "path": path,
     }
     if request_id:

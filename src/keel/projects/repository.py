@@ -284,3 +284,11 @@ async def live_project_ids_of_owner(session: AsyncSession, owner_id: uuid.UUID) 
         select(projects.c.id).where(projects.c.user_id == owner_id, projects.c.deleted_at.is_(None))
     )
     return list(result.scalars())
+
+
+async def all_projects_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> Sequence[RowMapping]:
+    """Every project of an owner, deleted ones included, oldest first (for data export)."""
+    statement = (
+        select(projects).where(projects.c.user_id == owner_id).order_by(projects.c.created_at)
+    )
+    return (await session.execute(statement)).mappings().all()

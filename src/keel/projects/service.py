@@ -33,6 +33,7 @@ from keel.platform.errors import (
 )
 from keel.platform.security import derive_key
 from keel.platform.services import Slot
+from keel.platform.timestamps import iso_z
 from keel.projects import repository
 from keel.projects.repository import Keyset, ListFilters
 from keel.projects.schemas import ProjectCreate, ProjectPatch, ProjectReplace
@@ -51,10 +52,6 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def project_json(row: Mapping[Any, Any]) -> dict[str, str | None]:
     """The project as the API shows it (and as the outbox carries it)."""
     # Any: a row mapping of repository.COLUMNS.
@@ -64,8 +61,8 @@ def project_json(row: Mapping[Any, Any]) -> dict[str, str | None]:
         "name": row["name"],
         "description": row["description"],
         "status": row["status"],
-        "createdAt": _iso(row["created_at"]),
-        "updatedAt": _iso(row["updated_at"]),
+        "createdAt": iso_z(row["created_at"]),
+        "updatedAt": iso_z(row["updated_at"]),
     }
 
 
@@ -741,6 +738,20 @@ async def delete_all_of_owner(
             session, actor, str(project_id), if_match=None, context=context, runtime=runtime
         )
     return len(ids)
+
+
+async def export_of_owner(session: AsyncSession, actor: Actor) -> list[dict[str, str | None]]:
+    """Every project the actor owns, soft-deleted ones included, as the API shows them plus
+    `deletedAt` (for the owner's data export)."""
+    await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
+    rows = await repository.all_projects_of_owner(session, actor.user_id)
+    return [
+        {
+            **project_json(row),
+            "deletedAt": iso_z(row["deleted_at"]) if row["deleted_at"] else None,
+        }
+        for row in rows
+    ]
 
 
 # --- maintenance ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from keel.platform.deps import CurrentActor, bearer
 from keel.platform.errors import Unauthorized, error_responses
 from keel.platform.schemas import ApiModel, RequestModel, SafeStr
 from keel.platform.services import services_of
+from keel.platform.timestamps import iso_z
 from keel.realtime import service
 from keel.realtime.hub import BATCH, HUB, CloseCode, EventHub, Heartbeat, Subscriber
 from keel.realtime.service import OutgoingEvent, Viewer
@@ -267,7 +268,10 @@ class _Connection:
                 subscriber.expire_at(grant.expires_at)
                 subscriber.offer_control(
                     orjson.dumps(
-                        {"type": "authenticated", "expiresAt": _iso(grant.expires_at)}
+                        {
+                            "type": "authenticated",
+                            "expiresAt": iso_z(grant.expires_at, timespec="seconds"),
+                        }
                     ).decode()
                 )
             elif kind != "pong":
@@ -287,10 +291,6 @@ def _message_type(text: object) -> str | None:
 
 def _error(message: str) -> str:
     return orjson.dumps({"type": "error", "message": message}).decode()
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @router.websocket("/ws")

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from keel.platform.db import KeelSession, after_commit, database_of, utcnow
+from keel.platform.timestamps import iso_z
 from keel.realtime.models import Event, EventTicket, EventWatermark
 
 ProjectEventType = Literal["project.created", "project.updated", "project.deleted"]
@@ -116,16 +117,12 @@ class OutgoingEvent:
         return f"id: {self.id}\nevent: {self.type}\ndata: {self.json}\n\n".encode()
 
 
-def _timestamp(value: datetime) -> str:
-    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def to_outgoing(row: Event) -> OutgoingEvent:
     body = {
         "id": str(row.id),
         "type": row.type,
         "data": row.payload,
-        "timestamp": _timestamp(row.created_at),
+        "timestamp": iso_z(row.created_at),
     }
     return OutgoingEvent(
         id=row.id,

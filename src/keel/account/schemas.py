@@ -1,0 +1,19 @@
+"""Response body of the data export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from keel.identity.schemas import AdminUserOut, SessionOut
+from keel.platform.schemas import ApiModel
+
+
+class ExportOut(ApiModel):
+    """Everything Keel holds about the caller (GDPR Art. 20), as plain JSON."""
+
+    exported_at: datetime
+    user: AdminUserOut
+    sessions: list[SessionOut]
+    projects: list[dict[str, Any]]  # Any: project rows as JSON objects
+    audit_log: list[dict[str, Any]]  # Any: audit rows as JSON objects

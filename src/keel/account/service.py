@@ -1,0 +1,81 @@
+"""Account rules that span features: export (GDPR Art. 20) and erasure (Art. 17).
+
+This feature sits above identity, projects and audit and calls their services; none of
+them imports it, so the cycle account deletion used to need is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keel.audit import service as audit
+from keel.identity import repository as identity_repository
+from keel.identity import service as identity
+from keel.identity.models import User
+from keel.platform.actor import Actor, RequestContext
+from keel.platform.timestamps import iso_z
+from keel.projects import service as projects
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    user: User
+    sessions: list[identity_repository.FamilySummary]
+    projects: list[dict[str, str | None]]
+    audit_log: list[dict[str, Any]]  # Any: JSON-ready rows
+
+
+async def export_data(session: AsyncSession, actor: Actor) -> Export:
+    """Everything stored about the caller, for data portability (GDPR Art. 20)."""
+    user = await identity.get_profile(session, actor)
+    entries = await audit.entries_of_actor(session, user.id)
+    return Export(
+        user=user,
+        sessions=await identity.list_sessions(session, actor),
+        projects=await projects.export_of_owner(session, actor),
+        audit_log=[
+            {
+                "at": iso_z(entry.at),
+                "action": entry.action,
+                "outcome": entry.outcome,
+                "ip": entry.ip,
+                "targetType": entry.target_type,
+                "targetId": entry.target_id,
+            }
+            for entry in entries
+        ],
+    )
+
+
+async def delete_account(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    password: str,
+    context: RequestContext,
+    identity_part: identity.Identity,
+    projects_part: projects.ProjectsRuntime,
+) -> None:
+    """Erase the caller's account, sessions and projects (GDPR Art. 17).
+
+    Each project is deleted as a single delete would be (audited, announced, uncached)
+    before the user row goes. The audit trail keeps rows naming the user id (no personal
+    data beyond IPs), as the record of security events the operator must keep.
+    """
+    await identity.verify_password(identity_part, actor, password)
+    deleted_projects = await projects.delete_all_of_owner(
+        session, actor, context=context, runtime=projects_part
+    )
+    await identity.erase_user(session, identity_part, actor)
+    await audit.record(
+        session,
+        action="auth.account_delete",
+        context=context,
+        actor_id=actor.user_id,
+        target_type="user",
+        target_id=actor.user_id,
+        details={"projectsDeleted": deleted_projects},
+    )
