@@ -7,12 +7,22 @@ export KEEL_HOST ?= 127.0.0.1
 export KEEL_PORT ?= 8000
 export KEEL_DATA_DIR ?= ./data
 
-.PHONY: run test cli install lint typecheck coverage contract bench clean
+.PHONY: run test cli install lock lint typecheck coverage contract bench clean
 
-$(STAMP): pyproject.toml
+# Every package, direct or not, comes pinned and hash-checked from requirements.lock.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python scripts/check_lock.py
 	touch $(STAMP)
+
+# After changing a dependency in pyproject.toml: re-resolve the whole tree, with hashes.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--quiet -o requirements.lock
 
 install: $(STAMP)
 
@@ -32,8 +42,9 @@ coverage: $(STAMP)
 	$(BIN)/python -m coverage report --fail-under=90
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src

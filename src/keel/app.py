@@ -56,7 +56,7 @@ def create_redis(settings: Settings) -> Redis | None:
     """The one Redis client (None when not configured), shared by cache, limiter and bus.
 
     A *blocking* pool: at more concurrent requests than connections, callers wait up to the
-    timeout for a free connection instead of failing (see FIELD-NOTES).
+    timeout for a free connection instead of failing (see docs/field-notes.md).
     """
     if not settings.redis_url:
         return None

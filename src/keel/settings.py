@@ -136,6 +136,12 @@ class Settings(BaseSettings):
             )
         if "*" in self.cors_origins:
             raise ConfigurationError("KEEL_CORS_ORIGINS may not contain '*' in production")
+        if self.jwt_algorithm != "HS256" and self.jwt_private_key_file is None:
+            # A generated key is per instance: tokens signed by one would fail on the others.
+            raise ConfigurationError(
+                f"KEEL_JWT_ALGORITHM={self.jwt_algorithm} in production needs "
+                "KEEL_JWT_PRIVATE_KEY_FILE (the same key on every instance)"
+            )
         return self
 
     @property

@@ -137,10 +137,9 @@ async def test_redis_throttle_falls_back_to_process_counting_when_redis_fails(
         assert await limiter.retry_after([scope]) > 0
         await limiter.reset(scope)
         # Once the back-off has passed, Redis is tried again (and fails again here).
-        monkeypatch.setattr(throttle, "REDIS_RETRY_SECONDS", 0.0)
-        limiter._retry_at = 0.0
+        limiter._outage._retry_at = 0.0
         assert (await limiter.record_failure([throttle.Scope.ip("192.0.2.1", 5)])).locked == []
-        limiter._retry_at = 0.0
+        limiter._outage._retry_at = 0.0
         await limiter.reset(scope)
     finally:
         await client.aclose()

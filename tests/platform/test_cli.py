@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -103,3 +104,34 @@ def test_module_entry_point_shows_help() -> None:
     assert result.returncode == 0
     for command in ("serve", "migrate", "openapi"):
         assert command in result.stdout
+
+
+def test_create_admin_reaches_a_running_embedded_server_within_the_l1_lifetime(
+    tmp_path: Path,
+) -> None:
+    # No Redis: the CLI cannot tell the server's memory. Every cached auth entry lives at
+    # most KEEL_CACHE_L1_TTL_SECONDS there, so the promotion applies within that bound.
+    env = {**_env(tmp_path), "KEEL_AUTO_MIGRATE": "true", "KEEL_CACHE_L1_TTL_SECONDS": "1"}
+    with run_server(env, log_dir=tmp_path) as server, httpx.Client(base_url=server.url) as http:
+        body = {"email": "promote@example.com", "password": "a long enough pass", "name": "P"}
+        token = http.post("/api/v1/auth/register", json=body).json()["accessToken"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert http.get("/api/v1/users", headers=headers).status_code == 403  # cached: user
+        result = subprocess.run(
+            [sys.executable, "-m", "keel", "create-admin", "--email", body["email"],
+             "--password", "irrelevant phrase"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("promoted administrator promote@example.com")
+        statuses = []
+        for _ in range(40):  # at most ~10 s; the bound is 1 s plus the poll interval
+            statuses.append(http.get("/api/v1/users", headers=headers).status_code)
+            if statuses[-1] == 200:
+                break
+            time.sleep(0.25)
+        assert statuses[-1] == 200, statuses

@@ -45,6 +45,25 @@ def test_production_refuses_wildcard_cors() -> None:
         Settings(env="production", secret_key=STRONG, database_url=PG, cors_origins="*")
 
 
+@pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
+def test_production_refuses_asymmetric_tokens_without_a_shared_key_file(
+    algorithm: str, tmp_path: Path
+) -> None:
+    # Without a key file each instance would generate its own key and reject the others'.
+    with pytest.raises((ConfigurationError, ValidationError), match="KEEL_JWT_PRIVATE_KEY_FILE"):
+        Settings(env="production", secret_key=STRONG, database_url=PG, jwt_algorithm=algorithm)
+    key_file = tmp_path / "jwt.pem"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\n")
+    settings = Settings(
+        env="production",
+        secret_key=STRONG,
+        database_url=PG,
+        jwt_algorithm=algorithm,
+        jwt_private_key_file=key_file,
+    )
+    assert settings.jwt_private_key_file == key_file
+
+
 def test_production_with_strong_secret_and_postgres_starts() -> None:
     settings = Settings(
         env="production",

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Response, status
 from keel.account import service
 from keel.account.schemas import ExportOut
 from keel.identity.deps import IdentityDep
-from keel.identity.schemas import AccountDeleteIn, AdminUserOut, SessionOut
-from keel.platform.db import utcnow
+from keel.identity.schemas import AccountDeleteIn
 from keel.platform.deps import ContextDep, CurrentActor, SessionDep, part
 from keel.platform.errors import Forbidden, ServiceUnavailable, Unauthorized, error_responses
 from keel.projects.service import PROJECTS, ProjectsRuntime
@@ -25,14 +24,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     responses=error_responses(Unauthorized),
 )
 async def export(actor: CurrentActor, session: SessionDep) -> ExportOut:
-    data = await service.export_data(session, actor)
-    return ExportOut(
-        exported_at=utcnow(),
-        user=AdminUserOut.model_validate(data.user),
-        sessions=[SessionOut.of(s, actor) for s in data.sessions],
-        projects=data.projects,
-        audit_log=data.audit_log,
-    )
+    return await service.export_data(session, actor)
 
 
 @router.delete(

@@ -6,35 +6,26 @@ them imports it, so the cycle account deletion used to need is gone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.account.schemas import ExportOut
 from keel.audit import service as audit
-from keel.identity import repository as identity_repository
 from keel.identity import service as identity
-from keel.identity.models import User
+from keel.identity.schemas import AdminUserOut, SessionOut
 from keel.platform.actor import Actor, RequestContext
+from keel.platform.db import utcnow
 from keel.platform.timestamps import iso_z
 from keel.projects import service as projects
 
 
-@dataclass(frozen=True, slots=True)
-class Export:
-    user: User
-    sessions: list[identity_repository.FamilySummary]
-    projects: list[dict[str, str | None]]
-    audit_log: list[dict[str, Any]]  # Any: JSON-ready rows
-
-
-async def export_data(session: AsyncSession, actor: Actor) -> Export:
+async def export_data(session: AsyncSession, actor: Actor) -> ExportOut:
     """Everything stored about the caller, for data portability (GDPR Art. 20)."""
     user = await identity.get_profile(session, actor)
     entries = await audit.entries_of_actor(session, user.id)
-    return Export(
-        user=user,
-        sessions=await identity.list_sessions(session, actor),
+    return ExportOut(
+        exported_at=utcnow(),
+        user=AdminUserOut.model_validate(user),
+        sessions=[SessionOut.of(s, actor) for s in await identity.list_sessions(session, actor)],
         projects=await projects.export_of_owner(session, actor),
         audit_log=[
             {

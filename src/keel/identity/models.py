@@ -19,8 +19,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from keel.platform.db import Base, UTCDateTime, UUIDType, new_id, utcnow
 
-ROLES = ("user", "admin")
-
 
 class User(Base):
     __tablename__ = "users"

@@ -16,14 +16,12 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from keel.platform.outage import Outage
 from keel.platform.security import sha256_hex
 
 log = structlog.get_logger("keel.identity.throttle")
 
 KEY_PREFIX = "keel:login"
-# After a Redis error, Redis is not asked again for this long: an outage costs no per-login
-# connection attempts and retries.
-REDIS_RETRY_SECONDS = 2.0
 # The in-process table is pruned of expired entries when it grows past this many keys.
 MEMORY_PRUNE_AT = 100_000
 
@@ -132,18 +130,14 @@ class RedisLoginThrottle:
         self._fallback = MemoryLoginThrottle(
             window_seconds=window_seconds, lockout_seconds=lockout_seconds
         )
-        self._degraded = False
-        self._retry_at = 0.0
+        self._outage = Outage("login_throttle_redis", logger=log)
 
     def _failed(self, exc: Exception) -> MemoryLoginThrottle:
-        self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
-        if not self._degraded:
-            self._degraded = True
-            log.warning("login_throttle_redis_unavailable", error_type=type(exc).__name__)
+        self._outage.failed(exc)
         return self._fallback
 
     def _redis_usable(self) -> bool:
-        return not self._degraded or time.monotonic() >= self._retry_at
+        return self._outage.usable()
 
     async def retry_after(self, scopes: list[Scope]) -> int:
         local = await self._fallback.retry_after(scopes)
@@ -154,9 +148,7 @@ class RedisLoginThrottle:
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return local
-        if self._degraded:
-            self._degraded = False
-            log.info("login_throttle_redis_recovered")
+        self._outage.recovered()
         return max(shared, local)
 
     async def record_failure(self, scopes: list[Scope]) -> Failure:

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from keel.platform.metrics import CACHE_HITS, CACHE_MISSES
+from keel.platform.outage import Outage
 
 log = structlog.get_logger("keel.cache")
 
@@ -200,8 +201,7 @@ class TieredCache(_SingleFlight):
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._first_attempt = asyncio.Event()
-        self._retry_at = 0.0
-        self._outage = False
+        self._outage = Outage("cache_redis", logger=log, retry_seconds=L2_RETRY_SECONDS)
         self._background: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -252,18 +252,13 @@ class TieredCache(_SingleFlight):
     # --- outage bookkeeping ---------------------------------------------------------------
 
     def _l2_available(self) -> bool:
-        return not self._outage or time.monotonic() >= self._retry_at
+        return self._outage.usable()
 
     def _report_outage(self, exc: BaseException) -> None:
-        self._retry_at = time.monotonic() + L2_RETRY_SECONDS
-        if not self._outage:
-            self._outage = True
-            log.warning("cache_redis_unavailable", error_type=type(exc).__name__)
+        self._outage.failed(exc)
 
     def _report_ok(self) -> None:
-        if self._outage:
-            self._outage = False
-            log.info("cache_redis_recovered")
+        self._outage.recovered()
 
     # --- the Cache protocol ------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Typed application errors and the one error envelope every layer renders (SPEC §2)."""
+"""Typed application errors and the one error envelope every layer renders (docs/SPEC.md §2)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import TimeoutError as SQLAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Send
 
 from keel.platform.timestamps import now_z
 
@@ -92,12 +93,6 @@ class NotFound(AppError):
     default_message = "Resource not found"
 
 
-class MethodNotAllowed(AppError):
-    status_code = 405
-    code = "METHOD_NOT_ALLOWED"
-    default_message = "Method not allowed"
-
-
 class Conflict(AppError):
     status_code = 409
     code = "CONFLICT"
@@ -108,12 +103,6 @@ class PreconditionFailed(AppError):
     status_code = 412
     code = "PRECONDITION_FAILED"
     default_message = "The resource has changed; reload it and try again"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "PAYLOAD_TOO_LARGE"
-    default_message = "Request body is too large"
 
 
 class UnprocessableEntity(AppError):
@@ -153,6 +142,35 @@ def error_payload(
     if request_id:
         body["requestId"] = request_id
     return orjson.dumps(body)
+
+
+async def send_error(
+    send: Send,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    path: str,
+    request_id: str | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Write the error envelope straight to an ASGI `send`: for the raw middlewares that sit
+    outside FastAPI's exception handlers."""
+    body = error_payload(
+        status_code=status, code=code, message=message, path=path, request_id=request_id
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(

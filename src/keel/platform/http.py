@@ -13,7 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keel.platform.errors import error_payload
+from keel.platform.errors import send_error
 
 access_log = structlog.get_logger("keel.access")
 
@@ -104,19 +104,14 @@ class PlatformMiddleware:
             await send(message)
 
         async def reject(status: int, code: str, message: str) -> None:
-            body = error_payload(status_code=status, code=code, message=message, path=path)
-            await send_wrapper(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close"),
-                    ],
-                }
+            await send_error(
+                send_wrapper,
+                status=status,
+                code=code,
+                message=message,
+                path=path,
+                headers=[(b"connection", b"close")],
             )
-            await send_wrapper({"type": "http.response.body", "body": body})
 
         try:
             length = _header(scope, b"content-length")
@@ -150,24 +145,14 @@ class PlatformMiddleware:
                 if response_started:
                     raise
                 access_log.exception("unhandled_error", error_type=type(exc).__name__)
-                body = error_payload(
-                    status_code=500,
+                await send_error(
+                    send_wrapper,
+                    status=500,
                     code="INTERNAL_ERROR",
                     message="Internal server error",
                     path=path,
                     request_id=request_id,
                 )
-                await send_wrapper(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             duration_ms = round((time.perf_counter() - start) * 1000, 2)
             access_log.info(

@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC §6): HTTP, database, cache, rate-limit and connection gauges.
+"""Prometheus metrics (docs/SPEC.md §6): HTTP, database, cache, rate-limit and connection gauges.
 
 The metric objects are process-wide singletons (a registry refuses duplicate names, and tests
 build many apps in one process). With `serve --workers N` the CLI points

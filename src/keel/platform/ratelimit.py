@@ -1,4 +1,4 @@
-"""Request protection: client IP, overload guard and rate limits (SPEC §6), as one ASGI layer.
+"""Request protection: client IP, overload guard and rate limits (docs/SPEC.md §6), one layer.
 
 - Client IP: the socket peer, unless the peer is a trusted proxy; then the right-most
   X-Forwarded-For hop that is not itself a trusted proxy. Stored in scope["state"]["client_ip"].
@@ -33,8 +33,9 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.platform.actor import VerifiedToken
-from keel.platform.errors import error_payload
+from keel.platform.errors import send_error
 from keel.platform.metrics import OVERLOAD_REJECTIONS, RATE_LIMIT_REJECTIONS
+from keel.platform.outage import Outage
 from keel.platform.security import TokenCodec, TokenError
 from keel.settings import Settings
 
@@ -42,9 +43,6 @@ log = structlog.get_logger("keel.ratelimit")
 
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
 AUTH_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"})
-# After a Redis error the shared store is not tried again for this long, so an outage costs
-# no per-request timeouts.
-REDIS_RETRY_SECONDS = 2.0
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 VERIFIED_TOKENS_MAX = 10000
@@ -87,8 +85,7 @@ class RateLimiter:
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._shared = RedisSlidingWindow(redis) if redis is not None else None
         self._fail_open = fail_open
-        self._outage = False
-        self._retry_at = 0.0
+        self._outage = Outage("rate_limit_store", logger=log, fail_open=fail_open)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None) -> RateLimiter:
@@ -100,35 +97,21 @@ class RateLimiter:
             fail_open=settings.rate_limit_fail_open,
         )
 
-    @property
-    def degraded(self) -> bool:
-        """True while the shared store is unreachable (limits are then per instance)."""
-        return self._outage
-
     async def probe(self) -> None:
         """Readiness: fails while the shared store is in an outage."""
-        if self._outage:
+        if self._outage.down:
             raise LimiterUnavailable("rate-limit store unreachable")
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> Decision:
-        if self._shared is not None and (not self._outage or time.monotonic() >= self._retry_at):
+        if self._shared is not None and self._outage.usable():
             try:
                 decision = await self._shared.hit(item, ":".join(identifiers))
             except (RedisError, OSError) as exc:
-                self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
-                if not self._outage:
-                    self._outage = True
-                    log.error(
-                        "rate_limit_store_unavailable",
-                        error_type=type(exc).__name__,
-                        fail_open=self._fail_open,
-                    )
+                self._outage.failed(exc)
             else:
-                if self._outage:
-                    self._outage = False
-                    log.info("rate_limit_store_recovered")
+                self._outage.recovered()
                 return decision
-        if self._outage and not self._fail_open:
+        if self._outage.down and not self._fail_open:
             raise LimiterUnavailable("rate-limit store unreachable")
         return await self._apply(self._local, item, identifiers)
 
@@ -444,16 +427,6 @@ async def _reject(
     headers: list[tuple[bytes, bytes]],
 ) -> None:
     # Rendered here rather than raised: this layer sits outside FastAPI's exception handlers.
-    body = error_payload(status_code=status, code=code, message=message, path=scope["path"])
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
+    await send_error(
+        send, status=status, code=code, message=message, path=scope["path"], headers=headers
     )
-    await send({"type": "http.response.body", "body": body})
