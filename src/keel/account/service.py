@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.audit import service as audit
+from keel.identity import credentials
 from keel.identity import repository as identity_repository
 from keel.identity import service as identity
+from keel.identity import sessions as identity_sessions
 from keel.identity.models import User
 from keel.platform.actor import Actor, RequestContext
 from keel.platform.timestamps import iso_z
@@ -34,7 +36,7 @@ async def export_data(session: AsyncSession, actor: Actor) -> Export:
     entries = await audit.entries_of_actor(session, user.id)
     return Export(
         user=user,
-        sessions=await identity.list_sessions(session, actor),
+        sessions=await identity_sessions.list_sessions(session, actor),
         projects=await projects.export_of_owner(session, actor),
         audit_log=[
             {
@@ -65,7 +67,7 @@ async def delete_account(
     before the user row goes. The audit trail keeps rows naming the user id (no personal
     data beyond IPs), as the record of security events the operator must keep.
     """
-    await identity.verify_password(identity_part, actor, password)
+    await credentials.verify_password(identity_part, actor, password=password)
     deleted_projects = await projects.delete_all_of_owner(
         session, actor, context=context, runtime=projects_part
     )
