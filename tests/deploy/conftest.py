@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.conftest import IN_CI
 
@@ -45,3 +49,31 @@ def load_manifests() -> dict[str, dict[str, Any]]:
             if document:
                 objects[f"{document['kind']}/{document['metadata']['name']}"] = document
     return objects
+
+
+@dataclass
+class Exported:
+    names: set[str]
+    samples: list[Sample]
+    routes: set[str]
+
+
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+@pytest.fixture
+async def exported_metrics(client: httpx.AsyncClient) -> Exported:
+    """What a live Keel really exports on /metrics, and the route templates it labels with."""
+    # Requests to the routes the rules and panels name, so their series exist for certain;
+    # /metrics twice, since a scrape is recorded only after it has been answered.
+    for path in ("/api/v1/projects", "/health", "/ready", "/metrics", "/metrics"):
+        response = await client.get(path)
+    assert response.status_code == 200
+    names: set[str] = set()
+    samples: list[Sample] = []
+    for family in text_string_to_metric_families(response.text):
+        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
+        samples.extend(family.samples)
+    routes = set((await client.get("/openapi.json")).json()["paths"])
+    routes.update(sample.labels["route"] for sample in samples if "route" in sample.labels)
+    return Exported(names=names, samples=samples, routes=routes)
