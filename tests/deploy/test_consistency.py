@@ -4,11 +4,15 @@ these checks are what keeps them from drifting apart."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shlex
 from typing import Any
 
+import uvicorn
+
+from keel import cli
 from keel.settings import Settings
 from tests.deploy.conftest import DEPLOY, load_manifests, load_yaml
 
@@ -115,3 +119,16 @@ def test_nginx_body_limit_is_keels() -> None:
         == Settings.model_fields["max_body_bytes"].default
         == int(CONFIG["KEEL_MAX_BODY_BYTES"])
     )
+
+
+def test_nginx_reuses_upstream_connections_only_while_uvicorn_keeps_them() -> None:
+    upstream = re.search(r"upstream keel \{(.*?)\n  \}", (DEPLOY / "nginx.conf").read_text(), re.S)
+    assert upstream
+    assert re.search(r"^\s*keepalive \d+;", upstream.group(1), re.MULTILINE)
+    timeout = re.search(r"keepalive_timeout (\d+)s;", upstream.group(1))
+    assert timeout
+    # `serve` leaves uvicorn's keep-alive at its default; nginx must let go first, or it may
+    # send a request down a connection uvicorn is closing.
+    assert "timeout_keep_alive" not in inspect.getsource(cli.serve)
+    default = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default
+    assert int(timeout.group(1)) < default
