@@ -4,6 +4,7 @@ misspelt field fails), and the objects fit together as SPEC §13 asks."""
 from __future__ import annotations
 
 import copy
+import socket
 from typing import Any
 
 import kubernetes_validate
@@ -58,6 +59,17 @@ def test_the_validator_rejects_a_broken_manifest(path: tuple[Any, ...], value: A
     target[path[-1]] = value
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(broken, KUBERNETES_VERSIONS[-1])
+
+
+def test_validation_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CI reaches only package registries: the schemas must come from the installed package.
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the validator tried to use the network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    for document in MANIFESTS.values():
+        _validate(document, KUBERNETES_VERSIONS[-1])
 
 
 def test_kustomization_lists_every_manifest_but_the_one_off_job() -> None:
