@@ -132,3 +132,20 @@ def test_nginx_reuses_upstream_connections_only_while_uvicorn_keeps_them() -> No
     assert "timeout_keep_alive" not in inspect.getsource(cli.serve)
     default = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default
     assert int(timeout.group(1)) < default
+
+
+_SET_HEADER = r"^\s*proxy_set_header (\S+) ([^;\n]+);"
+
+
+def test_nginx_locations_that_set_headers_repeat_the_servers() -> None:
+    # nginx inherits proxy_set_header only into a level that sets none itself, so a location
+    # adding Upgrade would otherwise drop X-Forwarded-For and X-Request-ID.
+    server = (DEPLOY / "nginx.conf").read_text().split("  server {", 1)[1]
+    outside = re.sub(r"location [^{]*\{[^}]*\}", "", server)
+    inherited = set(re.findall(_SET_HEADER, outside, re.MULTILINE))
+    assert {name for name, _ in inherited} >= {"X-Forwarded-For", "X-Request-ID", "Host"}
+    for block in re.findall(r"location [^{]*\{[^}]*\}", server):
+        own = set(re.findall(_SET_HEADER, block, re.MULTILINE))
+        if own:
+            names = {name for name, _ in own}
+            assert {h for h in inherited if h[0] not in names} <= own, block
