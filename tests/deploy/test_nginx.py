@@ -252,6 +252,18 @@ def test_body_over_keels_limit_gets_nginx_json_413(front: Nginx) -> None:
     assert body["path"] == "/api/v1/projects"
 
 
+def test_chunked_body_over_the_limit_gets_nginx_json_413(front: Nginx) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: nginx counts as it reads
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+
+    with httpx.Client(base_url=front.url, timeout=30) as client:
+        response = client.post(
+            "/api/v1/projects", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+    assert_envelope(response, status=413, code="PAYLOAD_TOO_LARGE")
+
+
 def test_oversized_header_gets_json_431(front: Nginx) -> None:
     with httpx.Client(base_url=front.url, timeout=10) as client:
         response = client.get("/api/v1/projects", headers={"X-Padding": "a" * 10_000})
