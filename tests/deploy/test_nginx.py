@@ -301,8 +301,13 @@ def test_malformed_request_gets_json_400(front: Nginx, request_bytes: bytes) -> 
 def test_metrics_are_not_served_through_the_front(front: Nginx) -> None:
     with httpx.Client(base_url=front.url, timeout=10) as client:
         response = client.get("/metrics")
+        keels_own = client.get("/api/v1/no-such-thing")
     body = assert_envelope(response, status=404, code="NOT_FOUND")
     assert body["path"] == "/metrics"
+    # Keel's own errors pass through untouched (nginx does not intercept them).
+    assert keels_own.status_code == 404
+    assert keels_own.headers["x-frame-options"] == "DENY"
+    assert keels_own.json()["path"] == "/api/v1/no-such-thing"
 
 
 def test_unsafe_path_is_left_out_of_the_json_body(front: Nginx) -> None:
