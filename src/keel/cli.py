@@ -10,9 +10,11 @@ import typer
 import uvicorn
 
 from keel import migrations
+from keel.backup import cli as backup_cli
 from keel.settings import ConfigurationError, Settings, load_settings
 
 cli = typer.Typer(help="Keel: a backend for project tracking.", no_args_is_help=True)
+cli.add_typer(backup_cli.app, name="backup")
 
 
 def _settings() -> Settings:
