@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.audit import routes as audit_routes
+from keel.backup.service import BackupSchedule
 from keel.identity import routes as identity_routes
 from keel.identity.service import Identity
 from keel.models import Base
@@ -155,9 +156,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if tiered is not None:
             await tiered.start()
         await realtime.start()
+        backups = BackupSchedule(settings).start()  # the jobs engine (§10) takes this over
         try:
             yield
         finally:
+            await _bounded("backups", backups.stop())
             # Each step is bounded: a stuck close (a Redis reader, a pool) must not hang the
             # whole shutdown, and the log names the step that overran.
             await _bounded("realtime", realtime.stop())

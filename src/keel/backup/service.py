@@ -97,27 +97,27 @@ async def create_backup(
     scratch = None if target.staging_dir() is not None else Path(tempfile.mkdtemp("keel-backup"))
     staged = (scratch or target.staging_dir() or Path()) / f".{name}.partial"
     try:
-        manifest = await _write_snapshot(
-            engine, staged=staged, recipients=recipients, created=created, progress=progress
-        )
-        size = staged.stat().st_size
-        location = await target.store(staged, name)
-    except BaseException as exc:
-        BACKUP_RUNS.labels("failure").inc()
-        with contextlib.suppress(Exception):  # the database may be what failed
-            await _audit(
-                engine,
-                action="backup.create",
-                outcome="failure",
-                target=name,
-                details={"error": type(exc).__name__},
+        try:
+            manifest = await _write_snapshot(
+                engine, staged=staged, recipients=recipients, created=created, progress=progress
             )
-        raise
-    finally:
-        staged.unlink(missing_ok=True)
-        if scratch is not None:
-            scratch.rmdir()
-    try:
+            size = staged.stat().st_size
+            location = await target.store(staged, name)
+        except BaseException as exc:
+            BACKUP_RUNS.labels("failure").inc()
+            with contextlib.suppress(Exception):  # the database may be what failed
+                await _audit(
+                    engine,
+                    action="backup.create",
+                    outcome="failure",
+                    target=name,
+                    details={"error": type(exc).__name__},
+                )
+            raise
+        finally:
+            staged.unlink(missing_ok=True)
+            if scratch is not None:
+                scratch.rmdir()
         await _audit(
             engine,
             action="backup.create",
