@@ -92,6 +92,14 @@ async def scalars(url: str, sql: str) -> list[Any]:
         await engine.dispose()
 
 
+async def index_names(url: str) -> set[str]:
+    if url.startswith("postgresql"):
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    return set(await scalars(url, sql))
+
+
 def as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 

@@ -14,7 +14,14 @@ from fastapi import FastAPI
 from keel.backup import service
 from keel.backup.archive import BackupLocked, read_manifest
 from keel.settings import Settings
-from tests.backup.conftest import as_uuid, count, pg_scratch_url, running, scalars
+from tests.backup.conftest import (
+    as_uuid,
+    count,
+    index_names,
+    pg_scratch_url,
+    running,
+    scalars,
+)
 from tests.conftest import RegisteredUser, promote_to_admin, recreate_pg_database, register_user
 
 API = "/api/v1/projects"
@@ -91,6 +98,8 @@ async def test_backup_taken_while_writers_run_restores_exactly_the_manifest_rows
     assert actions[-1] == "backup.restore"
     source_actions = await scalars(database_url, "SELECT action FROM audit_log ORDER BY id")
     assert "backup.create" in source_actions
+    # Indexes set aside for the load (PostgreSQL) are all back.
+    assert await index_names(scratch_url) == await index_names(database_url)
 
 
 async def _sign_in_and_list(client: httpx.AsyncClient, email: str) -> list[str]:

@@ -263,7 +263,7 @@ async def _load(
     reader = ArchiveReader(path, identities=identities)
     try:
         async with engine.begin() as conn:
-            counts = await db.load(conn, reader.sections(batch=db.BATCH_ROWS))
+            counts = await db.load(conn, reader.sections(batch=db.LOAD_BATCH_ROWS))
             await asyncio.to_thread(reader.finish)
         return counts
     finally:
