@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -286,10 +287,21 @@ async def verify_backup(
 
 @contextlib.asynccontextmanager
 async def single_instance(settings: Settings) -> AsyncIterator[bool]:
-    """True for the one instance that may run the job now (a session advisory lock on
-    PostgreSQL, held for the duration; on SQLite the process is alone)."""
+    """True for the one instance that may run the job now: a session advisory lock on
+    PostgreSQL, held for the duration; on SQLite a file lock in the data directory (the
+    instance is one machine, but `serve --workers N` runs N processes)."""
     if settings.is_sqlite:
-        yield True
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with (settings.data_dir / "backup.lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
         return
     engine = db.open_engine(settings.effective_database_url)
     try:

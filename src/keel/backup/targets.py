@@ -86,8 +86,8 @@ def s3_client(settings: Settings) -> S3Client:
 
     client: S3Client = boto3.client(
         "s3",
-        endpoint_url=settings.backup_s3_endpoint_url,
-        region_name=settings.backup_s3_region,
+        endpoint_url=settings.backup_s3_endpoint_url or None,  # empty in .env: AWS itself
+        region_name=settings.backup_s3_region or None,
     )
     return client
 
