@@ -15,6 +15,7 @@ import base64
 import contextlib
 import gzip
 import hashlib
+import io
 import os
 import threading
 import uuid
@@ -163,6 +164,26 @@ class _AgeThread:
         self._thread.join()
 
 
+class _RecordingWriter(io.RawIOBase):
+    """Passes writes on and remembers a failure: pyrage can drop an error from its last
+    write, and a backup must never end up short without anyone knowing."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__()
+        self._out = out
+        self.error: BaseException | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # Any: bytes-like, as io.RawIOBase.write takes it
+        try:
+            return self._out.write(data)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
 class ArchiveWriter:
     """Writes a backup file: gzip inside, age (when there are recipients) outside."""
 
@@ -170,13 +191,15 @@ class ArchiveWriter:
         self._worker: _AgeThread | None = None
         self._pipe: IO[bytes] | None = None
         raw: IO[bytes] = out
+        self._sink = _RecordingWriter(out)
         if recipients:
             read_fd, write_fd = os.pipe()
             reader = os.fdopen(read_fd, "rb")
+            sink = self._sink
 
             def encrypt() -> None:
                 with reader:
-                    pyrage.encrypt_io(reader, out, list(recipients))
+                    pyrage.encrypt_io(reader, sink, list(recipients))
 
             self._worker = _AgeThread(encrypt)
             self._pipe = os.fdopen(write_fd, "wb")
@@ -236,8 +259,9 @@ class ArchiveWriter:
                     self._pipe.close()
             if self._worker is not None:
                 self._worker.join()
-                if self._worker.error is not None:
-                    raise BackupError(f"encryption failed: {self._worker.error}")
+                error = self._worker.error or self._sink.error
+                if error is not None:
+                    raise BackupError(f"encryption failed: {error}")
 
 
 @dataclass
