@@ -44,6 +44,13 @@ async def recreate_pg(name: str) -> str:
     return f"{PG_BASE}/{name}"
 
 
+async def drop_pg(name: str) -> None:
+    engine = create_async_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
 async def seed(url: str, *, projects: int, users: int = 1000) -> None:
     engine = create_async_engine(url)
     now = datetime.now(UTC)
@@ -138,6 +145,9 @@ def bench_backend(kind: str, *, projects: int, work: Path) -> dict[str, float | 
         ["backup", "restore", location, "--identity", str(key)],
         {**env, "KEEL_DATABASE_URL": target},
     )
+    if kind == "postgres":
+        asyncio.run(drop_pg("keel_backup_bench_source"))
+        asyncio.run(drop_pg("keel_backup_bench_target"))
     return {
         "backend": kind,
         "create_s": create_s,

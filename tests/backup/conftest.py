@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,13 +42,38 @@ def pg_scratch_url(suffix: str) -> str:
     return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
 
 
+async def drop_pg_database(url: str) -> None:
+    admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            name = make_url(url).database
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
-async def scratch_url(tmp_path: Path) -> str:
+async def pg_scratch() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """Makes empty PostgreSQL databases beside the test database; drops them afterwards."""
+    made: list[str] = []
+
+    async def make(suffix: str) -> str:
+        url = pg_scratch_url(suffix)
+        await recreate_pg_database(url)
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
+async def scratch_url(tmp_path: Path, pg_scratch: Callable[[str], Awaitable[str]]) -> str:
     """An empty database of the run's backend to restore into (not yet migrated)."""
     if is_postgres():
-        url = pg_scratch_url("restore")
-        await recreate_pg_database(url)
-        return url
+        return await pg_scratch("restore")
     return f"sqlite+aiosqlite:///{tmp_path / 'restored.db'}"
 
 

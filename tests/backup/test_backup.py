@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -18,11 +18,10 @@ from tests.backup.conftest import (
     as_uuid,
     count,
     index_names,
-    pg_scratch_url,
     running,
     scalars,
 )
-from tests.conftest import RegisteredUser, promote_to_admin, recreate_pg_database, register_user
+from tests.conftest import RegisteredUser, promote_to_admin, register_user
 
 API = "/api/v1/projects"
 
@@ -140,21 +139,27 @@ async def test_users_sign_in_and_see_their_projects_after_restore(
 
 
 async def test_sqlite_backup_restores_into_postgresql(
-    needs_postgres: None, settings: Settings, tmp_path: Path, age_identity: tuple[str, Path]
+    needs_postgres: None,
+    settings: Settings,
+    tmp_path: Path,
+    age_identity: tuple[str, Path],
+    pg_scratch: Callable[[str], Awaitable[str]],
 ) -> None:
     source = settings.model_copy(
         update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'embedded.db'}"}
     )
-    target = pg_scratch_url("from_sqlite")
-    await recreate_pg_database(target)
+    target = await pg_scratch("from_sqlite")
     await _round_trip(source=source, target_url=target, age_identity=age_identity)
 
 
 async def test_postgresql_backup_restores_into_sqlite(
-    needs_postgres: None, settings: Settings, tmp_path: Path, age_identity: tuple[str, Path]
+    needs_postgres: None,
+    settings: Settings,
+    tmp_path: Path,
+    age_identity: tuple[str, Path],
+    pg_scratch: Callable[[str], Awaitable[str]],
 ) -> None:
-    source_url = pg_scratch_url("to_sqlite")
-    await recreate_pg_database(source_url)
+    source_url = await pg_scratch("to_sqlite")
     source = settings.model_copy(update={"database_url": source_url})
     target = f"sqlite+aiosqlite:///{tmp_path / 'embedded.db'}"
     await _round_trip(source=source, target_url=target, age_identity=age_identity)
