@@ -219,9 +219,7 @@ async def restore_backup(
         try:
             await _prepare_target(engine, url=url, force=force)
             await asyncio.to_thread(migrations.upgrade, url, manifest.schema_revision)
-            counts = await _load(engine, path=path, identities=identities)
-            if counts != {table: n for table, n in manifest.row_counts.items() if n}:
-                raise BackupError(f"restored {counts}, the manifest lists {manifest.row_counts}")
+            counts = await _load(engine, path=path, identities=identities, manifest=manifest)
             await asyncio.to_thread(migrations.upgrade, url, "head")
             if audit:
                 await _audit(
@@ -259,13 +257,20 @@ async def _prepare_target(engine: AsyncEngine, *, url: str, force: bool) -> None
 
 
 async def _load(
-    engine: AsyncEngine, *, path: Path, identities: list[x25519.Identity] | None
+    engine: AsyncEngine,
+    *,
+    path: Path,
+    identities: list[x25519.Identity] | None,
+    manifest: Manifest,
 ) -> dict[str, int]:
+    """Load every row in one transaction; it commits only if the counts match the manifest."""
     reader = ArchiveReader(path, identities=identities)
     try:
         async with engine.begin() as conn:
             counts = await db.load(conn, reader.sections(batch=db.LOAD_BATCH_ROWS))
             await asyncio.to_thread(reader.finish)
+            if counts != {table: n for table, n in manifest.row_counts.items() if n}:
+                raise BackupError(f"loaded {counts}, the manifest lists {manifest.row_counts}")
         return counts
     finally:
         reader.close()
