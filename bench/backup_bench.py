@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--projects", default="10000,100000")
     parser.add_argument("--backends", default="sqlite,postgres")
     options = parser.parse_args()
+    load_before = os.getloadavg()[0]
     rows = []
     for projects in [int(n) for n in options.projects.split(",")]:
         for kind in options.backends.split(","):
@@ -175,7 +176,9 @@ def main() -> None:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on this machine (2 shared cores), "
         "each command its own process; peak RSS from wait4. Restore includes the "
-        "verification pass over the file before anything is written, and the migrations.",
+        "verification pass over the file before anything is written, and the migrations. "
+        f"Load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after: times "
+        "scale with what else the machine runs; peak memory does not.",
         "",
         "| projects | backend | create (s) | create peak RSS (MiB) | file (MiB) "
         "| restore (s) | restore peak RSS (MiB) |",
