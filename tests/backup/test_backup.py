@@ -138,31 +138,25 @@ async def test_users_sign_in_and_see_their_projects_after_restore(
     await _round_trip(source=settings, target_url=scratch_url, age_identity=age_identity)
 
 
-async def test_sqlite_backup_restores_into_postgresql(
+@pytest.mark.parametrize(
+    "source_kind", ["sqlite", "postgresql"], ids=["sqlite-to-pg", "pg-to-sqlite"]
+)
+async def test_a_backup_restores_into_the_other_backend(
     needs_postgres: None,
+    source_kind: str,
     settings: Settings,
     tmp_path: Path,
     age_identity: tuple[str, Path],
     pg_scratch: Callable[[str], Awaitable[str]],
 ) -> None:
-    source = settings.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'embedded.db'}"}
+    embedded = f"sqlite+aiosqlite:///{tmp_path / 'embedded.db'}"
+    scaled_out = await pg_scratch(f"cross_{source_kind}")
+    source, target = (embedded, scaled_out) if source_kind == "sqlite" else (scaled_out, embedded)
+    await _round_trip(
+        source=settings.model_copy(update={"database_url": source}),
+        target_url=target,
+        age_identity=age_identity,
     )
-    target = await pg_scratch("from_sqlite")
-    await _round_trip(source=source, target_url=target, age_identity=age_identity)
-
-
-async def test_postgresql_backup_restores_into_sqlite(
-    needs_postgres: None,
-    settings: Settings,
-    tmp_path: Path,
-    age_identity: tuple[str, Path],
-    pg_scratch: Callable[[str], Awaitable[str]],
-) -> None:
-    source_url = await pg_scratch("to_sqlite")
-    source = settings.model_copy(update={"database_url": source_url})
-    target = f"sqlite+aiosqlite:///{tmp_path / 'embedded.db'}"
-    await _round_trip(source=source, target_url=target, age_identity=age_identity)
 
 
 async def test_restore_refuses_a_database_in_use_unless_forced(
