@@ -15,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.account import routes as account_routes
 from keel.audit import routes as audit_routes
+from keel.backup.service import BackupSchedule
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
 from keel.models import Base
@@ -210,9 +211,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("startup", database=services.database.dialect, redis=bool(settings.redis_url))
         await start_services(services)
+        backups = BackupSchedule(settings).start()  # the jobs engine (§10) takes this over
         try:
             yield
         finally:
+            await _bounded("backups", backups.stop())
             metrics.mark_worker_dead()
             await stop_services(services)
             log.info("shutdown")

@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from keel import migrations
+from keel.backup import cli as backup_cli
 from keel.settings import ConfigurationError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 cli = typer.Typer(help="Keel: a backend for project tracking.", no_args_is_help=True)
+cli.add_typer(backup_cli.app, name="backup")
 
 
 def _settings() -> Settings:

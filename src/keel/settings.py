@@ -109,10 +109,19 @@ class Settings(BaseSettings):
     events_poll_seconds: float = Field(default=1.0, gt=0)
     events_purge_interval_seconds: float = Field(default=300.0, gt=0)
 
+    # --- backups (SPEC §12) --------------------------------------------------------------
+    # age public keys (age1…), comma-separated: an instance can write backups it cannot read.
+    backup_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    backup_target: str = ""  # a directory or s3://bucket/prefix; empty: <data_dir>/backups
+    backup_schedule: int | None = Field(default=None, ge=1)  # interval seconds; None: off
+    backup_keep: int = Field(default=7, ge=1)
+    backup_s3_endpoint_url: str | None = None  # for S3-compatible stores other than AWS
+    backup_s3_region: str | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:
-        for key in ("cors_origins", "trusted_proxies"):
+        for key in ("cors_origins", "trusted_proxies", "backup_recipients"):
             raw = values.get(key)
             if isinstance(raw, str):
                 values[key] = [part.strip() for part in raw.split(",") if part.strip()]
@@ -141,6 +150,11 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"KEEL_JWT_ALGORITHM={self.jwt_algorithm} in production needs "
                 "KEEL_JWT_PRIVATE_KEY_FILE (the same key on every instance)"
+            )
+        if self.backup_schedule and not self.backup_recipients:
+            raise ConfigurationError(
+                "KEEL_BACKUP_SCHEDULE needs KEEL_BACKUP_RECIPIENTS in production: "
+                "backups are written encrypted with age or not at all"
             )
         return self
 

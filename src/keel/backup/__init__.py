@@ -1,0 +1,1 @@
+"""Backups and recovery (SPEC §12): portable, verified, optionally encrypted snapshots."""
