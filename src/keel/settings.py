@@ -29,7 +29,12 @@ class ConfigurationError(RuntimeError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="KEEL_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="KEEL_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        # An empty variable (KEEL_HASH_POOL_SIZE= in a copied .env.example) means "default".
+        env_ignore_empty=True,
     )
 
     # --- process -------------------------------------------------------------------------

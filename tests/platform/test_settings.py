@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -95,3 +96,17 @@ def test_malformed_environment_value_is_rejected(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("KEEL_PORT", "not-a-port")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_env_example_copied_to_dot_env_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Empty lines such as KEEL_HASH_POOL_SIZE= mean "use the default", not a parse error.
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("KEEL_")]:
+        monkeypatch.delenv(key)
+    settings = Settings()
+    assert settings.env.value == "development"
+    assert settings.hash_pool_size is None or settings.hash_pool_size > 0
