@@ -11,6 +11,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.audit import routes as audit_routes
@@ -92,6 +93,12 @@ def _without_default_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return app.openapi_schema
 
     return openapi
+
+
+def _operation_id(route: APIRoute) -> str:
+    """operationId = the handler's name (`list_projects`), so generated clients get short,
+    stable method names instead of FastAPI's `list_projects_api_v1_projects_get`."""
+    return route.name
 
 
 SHUTDOWN_STEP_SECONDS = 5.0
@@ -177,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
     app.state.database = database
