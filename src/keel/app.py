@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.audit import routes as audit_routes
+from keel.console import routes as console_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import Identity
 from keel.models import Base
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
+    app.include_router(console_routes.router)
 
     if settings.cors_origins:
         app.add_middleware(
