@@ -1,4 +1,4 @@
-// Tiny DOM helpers: elements are built, never parsed from strings (no innerHTML, no XSS).
+// Tiny DOM helpers: elements are built, never parsed from HTML strings (so no injection).
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
