@@ -104,9 +104,11 @@ def open_console(browser: Browser, keel: Server) -> Iterator[object]:
         console = Console(page=page, server=keel)
         page.on(
             "console",
-            lambda m: console.problems.append(m.text)
-            if "Content Security Policy" in m.text or m.type == "error"
-            else None,
+            lambda m: (
+                console.problems.append(m.text)
+                if "Content Security Policy" in m.text or m.type == "error"
+                else None
+            ),
         )
         page.on("pageerror", lambda e: console.problems.append(f"page error: {e}"))
         consoles.append(console)
