@@ -34,7 +34,9 @@ def test_sign_in_by_keyboard_and_see_the_envelope_for_wrong_credentials(
     page.keyboard.press("Tab")
     page.keyboard.type("wrong password here")
     page.keyboard.press("Enter")
-    assert "do not match" in console.alert()
+    alert = console.alert()
+    assert "do not match" in alert
+    assert "null" not in alert
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Password").press("Enter")
     page.get_by_role("heading", name="Projects", level=1).wait_for()

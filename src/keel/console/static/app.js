@@ -47,7 +47,8 @@ function messageBox() {
     const { title, lines, code } = describeError(error);
     box.className = "message error";
     box.dataset.code = code || "";
-    box.replaceChildren(h("strong", {}, title), lines.length ? h("ul", {}, lines.map((l) => h("li", {}, l))) : null);
+    box.replaceChildren(h("strong", {}, title));
+    if (lines.length) box.append(h("ul", {}, lines.map((line) => h("li", {}, line))));
     box.hidden = false;
   };
   box.showNote = (text) => {
