@@ -254,3 +254,27 @@ def test_every_screen_passes_axe_on_a_phone_sized_screen(
         assert width <= PHONE["width"], f"{screen} scrolls sideways on a phone ({width}px)"
     bad = {screen: [v["id"] for v in vs] for screen, vs in found.items() if vs}
     assert not bad, f"serious or critical accessibility violations: {bad}"
+
+
+def test_a_refused_access_token_is_refreshed_once_and_the_console_carries_on(
+    open_console: OpenConsole,
+) -> None:
+    console = open_console()
+    console.sign_in(register(console.server))
+    page = console.page
+    refreshes: list[str] = []
+    page.on(
+        "request", lambda r: refreshes.append(r.url) if r.url.endswith("/auth/refresh") else None
+    )
+    # As if the access token had expired while the tab slept.
+    page.evaluate(
+        "const key = 'keel.console.tokens'; const t = JSON.parse(sessionStorage.getItem(key));"
+        "t.accessToken = 'expired'; sessionStorage.setItem(key, JSON.stringify(t));"
+    )
+    page.reload()
+    page.get_by_role("heading", name="Projects", level=1).wait_for()
+    console.wait_live()
+    page.get_by_label("Name", exact=True).fill("After Refresh")
+    page.get_by_role("button", name="Create project").click()
+    expect(_project(page, "After Refresh")).to_be_visible()
+    assert len(refreshes) == 1
