@@ -99,7 +99,13 @@ export class Api {
     return this.inflight;
   }
 
-  /** fetch + JSON; resolves {body, headers}; rejects with ApiError. */
+  /**
+   * fetch + JSON; resolves {body, headers}; rejects with ApiError.
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: unknown, headers?: Record<string, string>, auth?: boolean, query?: Record<string, unknown>}} [options]
+   * @returns {Promise<{body: any, headers: Headers}>}
+   */
   async send(method, path, { body, headers = {}, auth = true, query } = {}) {
     let url = path;
     if (query) {
