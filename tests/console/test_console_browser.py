@@ -278,3 +278,19 @@ def test_a_refused_access_token_is_refreshed_once_and_the_console_carries_on(
     page.get_by_role("button", name="Create project").click()
     expect(_project(page, "After Refresh")).to_be_visible()
     assert len(refreshes) == 1
+
+
+def test_skip_link_moves_focus_to_the_content_without_leaving_the_screen(
+    open_console: OpenConsole,
+) -> None:
+    console = open_console()
+    console.sign_in(register(console.server))
+    console.go("Sessions")
+    page = console.page
+    page.get_by_role("link", name="Skip to content").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    expect(page.get_by_role("heading", name="Sessions", level=1)).to_be_visible()
+    # Onwards by keyboard: the first control of the screen is reachable with Tab.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")

@@ -676,6 +676,11 @@ function route() {
 }
 
 window.addEventListener("hashchange", route);
+// The skip link moves focus without touching the hash the screens are routed by.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 
 async function boot() {
   if (api.signedIn) {
