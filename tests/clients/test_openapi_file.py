@@ -33,7 +33,7 @@ def test_committed_openapi_matches_the_app(settings: Settings) -> None:
     differences = _differences(committed, current)
     assert not differences, (
         f"openapi.json is out of date ({', '.join(differences[:10])}). Regenerate it with "
-        f"`{REGENERATE}`, then the clients (clients/README.md), and commit the result."
+        f"`{REGENERATE}` (or `make clients`, which also regenerates both clients) and commit."
     )
 
 
