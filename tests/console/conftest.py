@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from keel.settings import Settings
 from tests.clients.live import ROOT, require, server_env
@@ -29,6 +29,9 @@ CHROMIUM_ARGS = [
 AXE = ROOT / "clients" / "typescript" / "node_modules" / "axe-core" / "axe.min.js"
 PASSWORD = "a long enough passphrase"
 PHONE = {"width": 390, "height": 844}
+# Generous waits: CI shares two cores, and a live update can take seconds there. Assertions
+# still wait for the state itself, never for a duration.
+expect.set_options(timeout=20_000)
 DESKTOP = {"width": 1200, "height": 900}
 
 
