@@ -24,7 +24,7 @@ async def _signed_up(server: Server) -> KeelSession:
 
 
 async def _next(events: asyncio.Queue[ProjectEvent]) -> ProjectEvent:
-    return await asyncio.wait_for(events.get(), timeout=10)
+    return await asyncio.wait_for(events.get(), timeout=30)
 
 
 async def _collect(subscription: Subscription, into: asyncio.Queue[ProjectEvent]) -> None:
@@ -91,7 +91,7 @@ async def test_subscription_delivers_live_and_resumes_after_a_disconnect(
         events: asyncio.Queue[ProjectEvent] = asyncio.Queue()
         subscription = Subscription(session)
         reader = asyncio.create_task(_collect(subscription, events))
-        await asyncio.wait_for(subscription.live.wait(), timeout=10)
+        await asyncio.wait_for(subscription.live.wait(), timeout=30)
         first = await create_project.asyncio(client=session.client, body=ProjectCreate(name="One"))
         assert isinstance(first, ProjectOut)
         event = await _next(events)
@@ -119,7 +119,7 @@ async def test_subscription_refreshes_after_a_4401_and_keeps_going(live_keel: Se
         events: asyncio.Queue[ProjectEvent] = asyncio.Queue()
         subscription = Subscription(session, max_backoff=0.2)
         reader = asyncio.create_task(_collect(subscription, events))
-        await asyncio.wait_for(subscription.live.wait(), timeout=10)
+        await asyncio.wait_for(subscription.live.wait(), timeout=30)
         assert session.refresh_count == 1
         created = await create_project.asyncio(
             client=session.client, body=ProjectCreate(name="Three")

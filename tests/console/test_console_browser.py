@@ -161,7 +161,7 @@ def test_revoking_a_session_signs_that_tab_out(open_console: OpenConsole) -> Non
         page.get_by_role("button", name="Revoke").first.click()
         expect(rows).to_have_count(remaining)
     # The other tab's WebSocket closes with 4401 within a heartbeat; it cannot refresh.
-    elsewhere.page.get_by_role("heading", name="Sign in to Keel").wait_for(timeout=15000)
+    elsewhere.page.get_by_role("heading", name="Sign in to Keel").wait_for()
     page.get_by_role("button", name="Sign out here").click()
     page.get_by_role("heading", name="Sign in to Keel").wait_for()
 

@@ -7,7 +7,7 @@ import { subscribe, type ProjectEvent } from "./realtime.js";
 const baseUrl = process.argv[2] ?? "";
 if (baseUrl === "") throw new Error("usage: smoke.js BASE_URL");
 
-function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 30_000): Promise<T> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const poll = (): void => {
