@@ -7,7 +7,7 @@ export KEEL_HOST ?= 127.0.0.1
 export KEEL_PORT ?= 8000
 export KEEL_DATA_DIR ?= ./data
 
-.PHONY: run test cli install lock lint typecheck coverage contract bench clean
+.PHONY: run test cli install lock lint typecheck coverage contract bench clean clients
 
 # Every package, direct or not, comes pinned and hash-checked from requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
@@ -51,6 +51,10 @@ typecheck: $(STAMP)
 
 contract: $(STAMP)
 	bash scripts/contract.sh
+
+# Regenerate openapi.json and the TypeScript and Python clients (needs npm); see clients/README.md.
+clients: $(STAMP)
+	bash clients/generate.sh
 
 bench: $(STAMP)
 	bash bench/run.sh

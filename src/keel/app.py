@@ -11,11 +11,13 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.account import routes as account_routes
 from keel.audit import routes as audit_routes
 from keel.backup.service import BackupSchedule
+from keel.console import routes as console_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
 from keel.models import Base
@@ -96,6 +98,12 @@ def _without_default_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return app.openapi_schema
 
     return openapi
+
+
+def _operation_id(route: APIRoute) -> str:
+    """operationId = the handler's name (`list_projects`), so generated clients get short,
+    stable method names instead of FastAPI's `list_projects_api_v1_projects_get`."""
+    return route.name
 
 
 SHUTDOWN_STEP_SECONDS = 5.0
@@ -227,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=_operation_id,
     )
     app.state.services = services
 
@@ -239,6 +248,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
+    app.include_router(console_routes.router)
 
     if settings.cors_origins:
         app.add_middleware(

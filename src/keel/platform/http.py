@@ -25,6 +25,19 @@ DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/static/")
+# The console (GET /console): its own files, and API calls and WebSockets to this origin only.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _csp(path: str) -> str:
+    if path == "/docs" or path.startswith(DOCS_PATHS[1]):
+        return DOCS_CSP
+    if path == "/console" or path.startswith("/console/"):
+        return CONSOLE_CSP
+    return API_CSP
 
 
 class BodyTooLarge(HTTPException):
@@ -84,7 +97,7 @@ class PlatformMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         start = time.perf_counter()
         path: str = scope["path"]
-        is_docs = path == "/docs" or path.startswith(DOCS_PATHS[1])
+        csp = _csp(path)
         status_holder = [500]
         response_started = False
 
@@ -99,7 +112,7 @@ class PlatformMiddleware:
                 headers["x-content-type-options"] = "nosniff"
                 headers["x-frame-options"] = "DENY"
                 headers["referrer-policy"] = "no-referrer"
-                headers["content-security-policy"] = DOCS_CSP if is_docs else API_CSP
+                headers["content-security-policy"] = csp
                 headers.setdefault("cache-control", "no-store")
             await send(message)
 

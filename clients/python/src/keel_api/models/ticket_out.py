@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+
+
+
+
+
+
+T = TypeVar("T", bound="TicketOut")
+
+
+
+@_attrs_define
+class TicketOut:
+    """ 
+        Attributes:
+            ticket (str): Pass as `?ticket=` to GET /api/v1/events, once
+            expires_in (int): Seconds until the ticket expires
+     """
+
+    ticket: str
+    expires_in: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        ticket = self.ticket
+
+        expires_in = self.expires_in
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "ticket": ticket,
+            "expiresIn": expires_in,
+        })
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        ticket = d.pop("ticket")
+
+        expires_in = d.pop("expiresIn")
+
+        ticket_out = cls(
+            ticket=ticket,
+            expires_in=expires_in,
+        )
+
+
+        ticket_out.additional_properties = d
+        return ticket_out
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
