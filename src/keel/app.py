@@ -40,6 +40,7 @@ from keel.projects.service import PROJECTS, ProjectsRuntime
 from keel.realtime import routes as realtime_routes
 from keel.realtime.hub import HUB, EventHub
 from keel.realtime.tickets import TICKETS, create_ticket_store
+from keel.rpc.server import start_grpc
 from keel.settings import Settings, load_settings
 
 log = structlog.get_logger("keel.app")
@@ -210,9 +211,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("startup", database=services.database.dialect, redis=bool(settings.redis_url))
         await start_services(services)
+        rpc = await start_grpc(services)
         try:
             yield
         finally:
+            if rpc is not None:
+                await _bounded("grpc", rpc.stop())
             metrics.mark_worker_dead()
             await stop_services(services)
             log.info("shutdown")

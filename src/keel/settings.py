@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     hsts_max_age: int = 63072000
 
+    # --- gRPC (SPEC §9): served beside HTTP when a port is set -------------------------
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    grpc_host: str | None = None  # default: the HTTP host
+
     # --- identity ------------------------------------------------------------------------
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_time_cost: int = Field(default=3, ge=1)
