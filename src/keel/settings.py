@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # The relay's safety-net poll of the outbox (the bus wakes it at once normally).
     events_poll_seconds: float = Field(default=1.0, gt=0)
     events_purge_interval_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("grpc_port", "grpc_host", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `KEEL_GRPC_PORT=` (as .env.example has it) means "no gRPC", not a parse error.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="before")
     @classmethod
