@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,10 @@ def grpc_port() -> int:
 
 
 @pytest.fixture
-async def app(make_settings: Callable[..., Settings], grpc_port: int) -> AsyncIterator[FastAPI]:
-    """The same app as everywhere, now also serving gRPC on 127.0.0.1:grpc_port."""
-    application = create_app(make_settings(grpc_port=grpc_port, grpc_host="127.0.0.1"))
+async def app(settings: Settings, grpc_port: int) -> AsyncIterator[FastAPI]:
+    """The same app as everywhere (its `settings` fixture), also serving gRPC on grpc_port."""
+    serving = settings.model_copy(update={"grpc_port": grpc_port, "grpc_host": "127.0.0.1"})
+    application = create_app(serving)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from keel.identity import service as identity
 from keel.identity.schemas import LoginIn, RefreshIn
+from keel.identity.sessions import IssuedTokens
 from keel.platform.services import Services
 from keel.rpc import calls
 from keel.rpc.convert import build, timestamp, user_message
 from keel.v1 import auth_service_pb2
 
 
-def _tokens(tokens: identity.IssuedTokens) -> auth_service_pb2.TokenPair:
+def _tokens(tokens: IssuedTokens) -> auth_service_pb2.TokenPair:
     expires = datetime.now(UTC) + timedelta(seconds=tokens.expires_in)
     return auth_service_pb2.TokenPair(
         access_token=tokens.access_token,

@@ -53,6 +53,7 @@ class RpcServer:
             return
         self._stopped = True
         await self.health.enter_graceful_shutdown()
+        self.projects.end_streams()
         await self.server.stop(STOP_GRACE_SECONDS)
         log.info("grpc_stopped", port=self.port)
 
