@@ -19,7 +19,8 @@ from keel.app import create_app
 from keel.realtime.hub import HUB
 from keel.settings import Settings
 from keel.v1 import project_service_pb2
-from tests.conftest import FAST_ARGON2, RegisteredUser, register_user
+from tests.conftest import RegisteredUser, register_user
+from tests.realtime.test_scale import _server_env
 from tests.rpc.conftest import Stubs, bearer, open_stubs, rich_status, rpc_error
 from tests.servers import Server, free_port, run_server
 
@@ -235,32 +236,16 @@ async def test_shutdown_ends_streams_unavailable_so_clients_resume(
         await stubs.channel.close()
 
 
-def _server_env(settings: Settings, *, grpc_port: int) -> dict[str, str]:
-    env = {
-        "KEEL_DATABASE_URL": settings.effective_database_url,
-        "KEEL_SECRET_KEY": settings.secret_key,
-        "KEEL_DATA_DIR": str(settings.data_dir),
-        "KEEL_LOG_LEVEL": "WARNING",
-        # With Redis the safety-net poll is slow, so prompt delivery proves the bus did it.
-        "KEEL_EVENTS_POLL_SECONDS": "30" if settings.redis_url else "0.2",
-        "KEEL_GRPC_PORT": str(grpc_port),
-        **{f"KEEL_{key.upper()}": str(value) for key, value in FAST_ARGON2.items()},
-    }
-    if settings.redis_url:
-        env["KEEL_REDIS_URL"] = settings.redis_url
-    return env
-
-
 @pytest.fixture
 def two_instances(settings: Settings, tmp_path: Path) -> Iterator[tuple[Server, Server, int]]:
     """Two `python -m keel serve` processes on one database; the second also serves gRPC."""
     grpc_port = free_port()
     with ExitStack() as stack:
-        first = stack.enter_context(
-            run_server(_server_env(settings, grpc_port=free_port()), log_dir=tmp_path)
-        )
+        # With Redis the safety-net poll is slow, so prompt delivery proves the bus did it.
+        env = _server_env(settings, poll_seconds=30 if settings.redis_url else 0.2)
+        first = stack.enter_context(run_server(env, log_dir=tmp_path))
         second = stack.enter_context(
-            run_server(_server_env(settings, grpc_port=grpc_port), log_dir=tmp_path)
+            run_server({**env, "KEEL_GRPC_PORT": str(grpc_port)}, log_dir=tmp_path)
         )
         yield first, second, grpc_port
 

@@ -79,11 +79,24 @@ class _Wrapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships
     def wraps(self, method: str) -> bool:
         return True
 
-    def unary(self, behaviour: Unary) -> Unary:
+    async def before(self, call: Call) -> None:
+        """What this interceptor checks before the method runs; raises to refuse the call."""
         raise NotImplementedError
 
+    def unary(self, behaviour: Unary) -> Unary:
+        async def checked(request: Any, context: Any) -> Any:
+            await self.before(calls.current())
+            return await behaviour(request, context)
+
+        return checked
+
     def streaming(self, behaviour: Streaming) -> Streaming:
-        raise NotImplementedError
+        async def checked(request: Any, context: Any) -> AsyncIterator[Any]:
+            await self.before(calls.current())
+            async for message in behaviour(request, context):
+                yield message
+
+        return checked
 
     async def intercept_service(
         self, continuation: Callable[[Any], Awaitable[Any]], details: Any
@@ -96,7 +109,7 @@ class _Wrapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships
         return handler._replace(unary_unary=self.unary(handler.unary_unary))
 
 
-class ObservabilityInterceptor(_Wrapping):
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped grpc
     """Outermost: the request id, one access-log line and the metrics of every call, and the
     one place where errors become statuses. It also decodes the request itself, so that a
     malformed message is INVALID_ARGUMENT rather than grpc's INTERNAL."""
@@ -259,7 +272,7 @@ class ProtectionInterceptor(_Wrapping):
         subject = claims.get("sub")
         return str(subject) if subject else None
 
-    async def check(self, call: Call) -> None:
+    async def before(self, call: Call) -> None:
         if self.limiter is None:
             self._verify(call)
             return
@@ -286,6 +299,9 @@ class ProtectionInterceptor(_Wrapping):
             )
 
     def unary(self, behaviour: Unary) -> Unary:
+        # Streams live long: only unary calls count as in flight (as WebSockets do not).
+        checked = super().unary(behaviour)
+
         async def guarded(request: Any, context: Any) -> Any:
             if self.in_flight >= self.max_concurrency:
                 OVERLOAD_REJECTIONS.inc()
@@ -296,20 +312,9 @@ class ProtectionInterceptor(_Wrapping):
                 )
             self.in_flight += 1
             try:
-                await self.check(calls.current())
-                return await behaviour(request, context)
+                return await checked(request, context)
             finally:
                 self.in_flight -= 1
-
-        return guarded
-
-    def streaming(self, behaviour: Streaming) -> Streaming:
-        # Streams live long: they count against the rate limit when they start, and (like
-        # WebSockets) not against the in-flight requests.
-        async def guarded(request: Any, context: Any) -> AsyncIterator[Any]:
-            await self.check(calls.current())
-            async for message in behaviour(request, context):
-                yield message
 
         return guarded
 
@@ -324,24 +329,9 @@ class AuthenticationInterceptor(_Wrapping):
     def wraps(self, method: str) -> bool:
         return method.startswith(KEEL_PREFIX) and method.rsplit("/", 2)[-2] not in PUBLIC_SERVICES
 
-    async def authenticate(self, call: Call) -> None:
+    async def before(self, call: Call) -> None:
         if call.token is None:
             raise Unauthorized("Missing bearer token")
         verified = call.verified if call.verified and call.verified.token == call.token else None
         call.actor = await self.authenticator.authenticate(call.token, verified=verified)
         structlog.contextvars.bind_contextvars(user_id=str(call.actor.user_id))
-
-    def unary(self, behaviour: Unary) -> Unary:
-        async def authenticated(request: Any, context: Any) -> Any:
-            await self.authenticate(calls.current())
-            return await behaviour(request, context)
-
-        return authenticated
-
-    def streaming(self, behaviour: Streaming) -> Streaming:
-        async def authenticated(request: Any, context: Any) -> AsyncIterator[Any]:
-            await self.authenticate(calls.current())
-            async for message in behaviour(request, context):
-                yield message
-
-        return authenticated
