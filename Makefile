@@ -7,7 +7,7 @@ export KEEL_HOST ?= 127.0.0.1
 export KEEL_PORT ?= 8000
 export KEEL_DATA_DIR ?= ./data
 
-.PHONY: run test cli install lock lint typecheck coverage contract bench clean clients
+.PHONY: run test cli install lock lint typecheck coverage contract bench clean clients protos protos-check
 
 # Every package, direct or not, comes pinned and hash-checked from requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
@@ -58,6 +58,13 @@ clients: $(STAMP)
 
 bench: $(STAMP)
 	bash bench/run.sh
+
+# gRPC: regenerate src/keel/v1 from proto/keel/v1 (committed; CI checks it is current).
+protos: $(STAMP)
+	$(BIN)/python scripts/generate_protos.py
+
+protos-check: $(STAMP)
+	$(BIN)/python scripts/generate_protos.py --check
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache

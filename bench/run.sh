@@ -53,3 +53,21 @@ PY
             --redis-url "$BENCH_REDIS_URL")
 fi
 timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" | tee bench/results/realtime.txt
+
+# gRPC beside REST: unary GetProject and GET /api/v1/projects/{id}, same driver, same run.
+echo "bench: gRPC GetProject beside REST GET /projects/{id}"
+GRPC_ARGS=()
+if [[ "$BENCH_BACKENDS" == *postgres* ]]; then
+  "$PY" - <<'PY'
+import asyncio, os, asyncpg
+async def recreate():
+    conn = await asyncpg.connect(os.environ["BENCH_PG_URL"] + "/postgres")
+    await conn.execute("DROP DATABASE IF EXISTS keel_bench_grpc WITH (FORCE)")
+    await conn.execute("CREATE DATABASE keel_bench_grpc")
+    await conn.close()
+asyncio.run(recreate())
+PY
+  GRPC_ARGS+=(--database-url "postgresql+asyncpg://${BENCH_PG_URL#postgresql://}/keel_bench_grpc"
+              --redis-url "$BENCH_REDIS_URL")
+fi
+timeout 600 "$PY" bench/grpc_bench.py "${GRPC_ARGS[@]}" | tee bench/results/grpc.txt

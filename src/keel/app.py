@@ -43,6 +43,7 @@ from keel.projects.service import PROJECTS, ProjectsRuntime
 from keel.realtime import routes as realtime_routes
 from keel.realtime.hub import HUB, EventHub
 from keel.realtime.tickets import TICKETS, create_ticket_store
+from keel.rpc.server import start_grpc
 from keel.settings import Settings, load_settings
 
 log = structlog.get_logger("keel.app")
@@ -220,9 +221,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("startup", database=services.database.dialect, redis=bool(settings.redis_url))
         await start_services(services)
         backups = BackupSchedule(settings).start()  # the jobs engine (§10) takes this over
+        rpc = await start_grpc(services)
         try:
             yield
         finally:
+            if rpc is not None:
+                await _bounded("grpc", rpc.stop())
             await _bounded("backups", backups.stop())
             metrics.mark_worker_dead()
             await stop_services(services)

@@ -1,0 +1,1 @@
+"""gRPC front door (SPEC §9): Keel's services for other services, on a second port."""
