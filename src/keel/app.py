@@ -15,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from keel.account import routes as account_routes
 from keel.audit import routes as audit_routes
+from keel.graphql import routes as graphql_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
 from keel.models import Base
@@ -236,6 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
+    app.include_router(graphql_routes.create_router(services))
 
     if settings.cors_origins:
         app.add_middleware(

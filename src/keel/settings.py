@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     events_poll_seconds: float = Field(default=1.0, gt=0)
     events_purge_interval_seconds: float = Field(default=300.0, gt=0)
 
+    # --- GraphQL (SPEC §8) -----------------------------------------------------------------
+    # Introspection and GraphiQL: on outside production unless set; in production only if true.
+    graphql_introspection: bool | None = None
+    # Each connection field costs its `first` times the `first` of the connections around it.
+    graphql_max_cost: int = Field(default=1000, ge=1)
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:

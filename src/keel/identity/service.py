@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -875,3 +875,14 @@ async def ensure_admin(
     # Running servers re-read the role when their cached session state is dropped.
     await forget_sessions(session, identity, await repository.family_ids_of_user(session, user.id))
     return user, created
+
+
+async def users_by_ids(
+    session: AsyncSession, actor: Actor, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    """Users by id in one query, for batching front doors (GraphQL's DataLoader); a user
+    sees only themselves, an admin everyone. Ids not found or not visible are left out."""
+    wanted = [uid for uid in set(user_ids) if actor.is_admin or uid == actor.user_id]
+    if not wanted:
+        return {}
+    return {user.id: user for user in await repository.get_users(session, wanted)}

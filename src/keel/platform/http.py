@@ -25,6 +25,7 @@ DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/static/")
+GRAPHIQL_PATH = "/graphql"
 
 
 class BodyTooLarge(HTTPException):
@@ -84,7 +85,12 @@ class PlatformMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         start = time.perf_counter()
         path: str = scope["path"]
-        is_docs = path == "/docs" or path.startswith(DOCS_PATHS[1])
+        is_docs = (
+            path == "/docs"
+            or path.startswith(DOCS_PATHS[1])
+            # GraphiQL: the page (GET /graphql) and its assets; POST /graphql stays strict.
+            or (path.startswith(GRAPHIQL_PATH) and scope["method"] == "GET")
+        )
         status_holder = [500]
         response_started = False
 

@@ -479,6 +479,7 @@ async def _record_write(
     runtime: ProjectsRuntime,
     event_type: ProjectEventType,
     payload: dict[str, str | None],
+    version: int,
     project_id: uuid.UUID,
     owner_id: uuid.UUID,
     context: RequestContext,
@@ -494,8 +495,13 @@ async def _record_write(
         target_id=project_id,
         details=details,
     )
+    # Events also carry the version (GraphQL's Project.version; clients can compare ETags).
     await realtime.record_project_event(
-        session, event_type=event_type, project_id=project_id, owner_id=owner_id, payload=payload
+        session,
+        event_type=event_type,
+        project_id=project_id,
+        owner_id=owner_id,
+        payload={**payload, "version": version},
     )
     _mark_dirty(session, runtime, project_id=project_id, owner_id=owner_id)
 
@@ -595,6 +601,7 @@ async def create_project(
         runtime=runtime,
         event_type="project.created",
         payload=payload,
+        version=1,
         project_id=values["id"],
         owner_id=actor.user_id,
         context=context,
@@ -686,6 +693,7 @@ async def update_project(
         runtime=runtime,
         event_type="project.updated",
         payload=payload,
+        version=row["version"],
         project_id=row["id"],
         owner_id=row["user_id"],
         context=context,
@@ -715,6 +723,7 @@ async def delete_project(
         runtime=runtime,
         event_type="project.deleted",
         payload=project_json(row),
+        version=row["version"],
         project_id=row["id"],
         owner_id=row["user_id"],
         context=context,
@@ -803,3 +812,119 @@ async def purge_all_expired(settings: Settings, *, batch: int = 1000) -> PurgeCo
                 return PurgeCounts(projects=projects, idempotency_keys=keys)
     finally:
         await database.dispose()
+
+
+# --- rows for other front doors (GraphQL) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRows:
+    """A page of projects for front doors that shape their own documents (GraphQL): each item
+    is the project as the API shows it plus `version` and `cursor` (the keyset cursor REST
+    would issue after that row); `has_more` says whether rows follow the last one."""
+
+    # Any: JSON-ready project documents.
+    items: list[dict[str, Any]]
+    has_more: bool
+    total: int | None
+
+
+def _rows_page(
+    rows: Sequence[Mapping[Any, Any]],
+    *,
+    limit: int,
+    sort: str,
+    fingerprint: str,
+    total: int | None,
+    runtime: ProjectsRuntime,
+) -> ProjectRows:
+    # Any: row mappings of repository.COLUMNS.
+    column = _SORT_FIELDS[sort.lstrip("-")]
+    items = [
+        {
+            **project_json(row),
+            "version": row["version"],
+            "cursor": runtime.cursors.encode(
+                fingerprint=fingerprint, value=row[column], row_id=row["id"]
+            ),
+        }
+        for row in rows[:limit]
+    ]
+    return ProjectRows(items=items, has_more=len(rows) > limit, total=total)
+
+
+async def list_visible_project_rows(
+    session: AsyncSession, actor: Actor, query: ListQuery, *, runtime: ProjectsRuntime
+) -> ProjectRows:
+    """Like list_visible_projects (same rules, cursors and cache invalidation), as rows."""
+    filters = _list_filters(actor, query)
+    if filters is None:
+        return ProjectRows(items=[], has_more=False, total=0)
+    fingerprint = _fingerprint(query.sort, filters)
+    keyset = (
+        runtime.cursors.decode(query.cursor, fingerprint=fingerprint, sort=query.sort)
+        if query.cursor is not None
+        else None
+    )
+
+    async def render() -> bytes:
+        await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
+        rows = await repository.list_projects(
+            session, filters, sort=query.sort, limit=query.limit + 1, after=keyset
+        )
+        total: int | None = None
+        if keyset is None:
+            has_more = len(rows) > query.limit
+            total = await repository.count_projects(session, filters) if has_more else len(rows)
+        page = _rows_page(
+            rows,
+            limit=query.limit,
+            sort=query.sort,
+            fingerprint=fingerprint,
+            total=total,
+            runtime=runtime,
+        )
+        return orjson.dumps([page.items, page.has_more, page.total])
+
+    if keyset is None:
+        scope = f"owner:{filters.owner_id or '*'}"
+        token = await runtime.cache.token(scope)
+        key = f"projects:rows:{scope}:{token}:{fingerprint}:{query.limit}"
+        raw = await runtime.cache.get_or_set(key, render)
+    else:
+        raw = await render()
+    items, has_more, total = orjson.loads(raw)
+    return ProjectRows(items=items, has_more=has_more, total=total)
+
+
+async def first_projects_of_owners(
+    session: AsyncSession,
+    actor: Actor,
+    owner_ids: Sequence[uuid.UUID],
+    *,
+    limit: int,
+    runtime: ProjectsRuntime,
+) -> dict[uuid.UUID, ProjectRows]:
+    """The newest `limit` live projects of each owner in two queries, whatever the number of
+    owners (GraphQL's `User.projects`); owners the actor may not list get none. The cursors
+    continue with list_visible_project_rows(user_id=owner)."""
+    visible = [o for o in owner_ids if actor.is_admin or o == actor.user_id]
+    pages = {owner: ProjectRows(items=[], has_more=False, total=0) for owner in owner_ids}
+    if not visible:
+        return pages
+    await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
+    rows = await repository.first_projects_of_owners(session, visible, limit=limit + 1)
+    totals = await repository.count_projects_of_owners(session, visible)
+    by_owner: dict[uuid.UUID, list[Mapping[Any, Any]]] = {}
+    for row in rows:
+        by_owner.setdefault(row["user_id"], []).append(row)
+    for owner in visible:
+        pages[owner] = _rows_page(
+            by_owner.get(owner, []),
+            limit=limit,
+            sort="-createdAt",
+            fingerprint=_fingerprint("-createdAt", ListFilters(owner_id=owner)),
+            total=totals.get(owner, 0),
+            runtime=runtime,
+        )
+    return pages
