@@ -20,10 +20,10 @@ from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from keel import migrations
+from keel.platform.actor import SYSTEM_ACTOR_ID
 from keel.platform.db import set_rls_actor
 from keel.projects import repository
 from keel.projects.repository import ListFilters
-from keel.projects.service import SYSTEM_ACTOR_ID
 
 ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/keel_bench_projects"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -113,11 +114,14 @@ def purge(
 ) -> None:
     """Delete soft-deleted projects past KEEL_SOFT_DELETE_RETENTION_DAYS, and expired
     idempotency keys."""
-    import asyncio
+    from keel.projects.purge import purge_all_expired
 
-    from keel.projects.service import purge_all_expired
-
-    counts = asyncio.run(purge_all_expired(_settings(), batch=batch))
+    settings = _settings()
+    retention = timedelta(days=settings.soft_delete_retention_days)
+    counts = _with_services(
+        settings,
+        lambda services: purge_all_expired(services.database, retention=retention, batch=batch),
+    )
     typer.echo(f"purged {counts.projects} projects and {counts.idempotency_keys} idempotency keys")
 
 

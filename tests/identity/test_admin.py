@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from keel.identity import service
+from keel.identity import admin
 from keel.identity.schemas import UserPatchIn
 from keel.identity.service import IDENTITY
 from keel.platform.actor import Actor, RequestContext
@@ -70,9 +70,9 @@ async def test_service_enforces_admin_role_again(app: FastAPI) -> None:
     actor = Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())
     async with app.state.services.database.sessions() as session:
         with pytest.raises(Forbidden):
-            await service.list_users(session, actor, page=1, limit=10)
+            await admin.list_users(session, actor, page=1, limit=10)
         with pytest.raises(Forbidden):
-            await service.update_user(
+            await admin.update_user(
                 session,
                 app.state.services.get(IDENTITY),
                 actor,

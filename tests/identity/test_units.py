@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from keel.audit import service as audit
 from keel.cli import run_create_admin as create_admin
-from keel.identity import service, throttle
+from keel.identity import sessions, throttle
 from keel.identity.service import IDENTITY
 from keel.platform.actor import Actor
 from keel.platform.errors import Forbidden
@@ -53,12 +53,12 @@ async def test_authenticate_token_and_empty_session_list(
 ) -> None:
     user = await register_user(client)
     identity = app.state.services.get(IDENTITY)
-    actor = await service.authenticate_token(identity, token=user.access_token)
+    actor = await sessions.authenticate_token(identity, token=user.access_token)
     assert str(actor.user_id) == user.id
     assert not actor.is_admin
     stranger = Actor(user_id=uuid.uuid4(), role="user", session_id=uuid.uuid4())
     async with app.state.services.database.sessions() as session:
-        assert await service.list_sessions(session, stranger) == []
+        assert await sessions.list_sessions(session, stranger) == []
         with pytest.raises(Forbidden):
             await audit.list_entries(
                 session, stranger, filters=audit.AuditFilter(), page=1, limit=10

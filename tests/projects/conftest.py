@@ -13,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from keel.platform.actor import SYSTEM_ACTOR_ID
 from keel.platform.db import set_rls_actor
 from keel.projects import repository
-from keel.projects.service import SYSTEM_ACTOR_ID, fold
+from keel.projects.listing import fold
 from keel.settings import Settings
 from tests.conftest import RegisteredUser, promote_to_admin, register_user
 

@@ -200,7 +200,7 @@ async def test_tampered_or_foreign_cursors_are_rejected(
 async def test_cursor_from_another_server_secret_is_rejected(
     client: httpx.AsyncClient, alice: RegisteredUser, app: FastAPI
 ) -> None:
-    from keel.projects.service import CursorCodec
+    from keel.projects.cursors import CursorCodec
 
     await seed(app, alice, 3)
     real = (await get_page(client, alice, limit=1))["pagination"]["nextCursor"]

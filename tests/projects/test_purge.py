@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from keel.cli import cli
+from keel.platform.actor import SYSTEM_ACTOR_ID
 from keel.platform.db import set_rls_actor, utcnow
 from keel.projects import repository
-from keel.projects.service import SYSTEM_ACTOR_ID
 from keel.settings import Settings
 from tests.conftest import RegisteredUser
 from tests.projects.conftest import API, count_rows, create, seed

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.platform.actor import SYSTEM_ACTOR_ID
 from keel.platform.db import set_rls_actor
 from keel.projects import repository
 from keel.projects.repository import ListFilters
-from keel.projects.service import SYSTEM_ACTOR_ID
 from tests.conftest import RegisteredUser, is_postgres
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="trigram indexes are PostgreSQL's")

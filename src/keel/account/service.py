@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.account.schemas import ExportOut
 from keel.audit import service as audit
+from keel.identity import credentials
 from keel.identity import service as identity
+from keel.identity import sessions as identity_sessions
 from keel.identity.schemas import AdminUserOut, SessionOut
 from keel.platform.actor import Actor, RequestContext
 from keel.platform.db import utcnow
@@ -25,7 +27,9 @@ async def export_data(session: AsyncSession, actor: Actor) -> ExportOut:
     return ExportOut(
         exported_at=utcnow(),
         user=AdminUserOut.model_validate(user),
-        sessions=[SessionOut.of(s, actor) for s in await identity.list_sessions(session, actor)],
+        sessions=[
+            SessionOut.of(s, actor) for s in await identity_sessions.list_sessions(session, actor)
+        ],
         projects=await projects.export_of_owner(session, actor),
         audit_log=[
             {
@@ -56,7 +60,7 @@ async def delete_account(
     before the user row goes. The audit trail keeps rows naming the user id (no personal
     data beyond IPs), as the record of security events the operator must keep.
     """
-    await identity.verify_password(identity_part, actor, password)
+    await credentials.verify_password(identity_part, actor, password=password)
     deleted_projects = await projects.delete_all_of_owner(
         session, actor, context=context, runtime=projects_part
     )

@@ -18,7 +18,8 @@ from keel.platform.auth import AUTHENTICATOR
 from keel.platform.errors import Unauthorized
 from keel.platform.services import Services
 from keel.projects import service as projects
-from keel.projects.service import PROJECTS, ProjectRows
+from keel.projects.rows import ProjectRows
+from keel.projects.service import PROJECTS
 
 T = TypeVar("T")
 OwnerPageKey = tuple[uuid.UUID, int]

@@ -38,12 +38,14 @@ from keel.graphql.types import (
     UserEdge,
     check_page,
 )
-from keel.identity import service as identity
+from keel.identity import admin
 from keel.platform.errors import ErrorDetail, NotFound, ValidationFailed
 from keel.platform.errors import validation_details as rest_validation_details
 from keel.projects import service as projects
+from keel.projects.documents import WriteOutcome
+from keel.projects.listing import ListQuery
 from keel.projects.schemas import ProjectCreate, ProjectPatch
-from keel.projects.service import PROJECTS, ListQuery, WriteOutcome
+from keel.projects.service import PROJECTS
 from keel.settings import Env, Settings
 
 MAX_DEPTH = 10
@@ -157,9 +159,7 @@ class Query:
         context = info.context
         actor = await context.actor()
         rows, total = await context.call(
-            lambda session: identity.list_users(
-                session, actor, page=offset // first + 1, limit=first
-            )
+            lambda session: admin.list_users(session, actor, page=offset // first + 1, limit=first)
         )
         edges = [
             UserEdge(cursor=_users_cursor(offset + i + 1), node=User.from_row(row))

@@ -10,11 +10,10 @@ import orjson
 from starlette.websockets import WebSocket
 
 from keel.graphql.context import GraphQLContext
-from keel.platform.auth import AUTHENTICATOR
 from keel.platform.errors import AppError, Unauthorized
-from keel.realtime.hub import HUB, CloseCode, Heartbeat, Subscriber
-from keel.realtime.routes import Resync, catch_up_and_register
-from keel.realtime.service import OutgoingEvent, Viewer
+from keel.realtime.catchup import EventStreams, Grant, Resync
+from keel.realtime.hub import CloseCode
+from keel.realtime.service import OutgoingEvent
 
 
 class ResyncRequired(AppError):
@@ -54,44 +53,27 @@ async def project_events(
     """Yield events (as WebSocket/SSE carry them): the missed ones, then live ones."""
     # Any: JSON-decoded event documents.
     actor = await context.actor()
-    services = context.services
-    hub = services.get(HUB)
-    if hub.draining:
+    assert actor.expires_at is not None  # every access token carries exp
+    streams = EventStreams.of(context.services)
+    if streams.hub.draining:
         raise GoingAway()
-    subscriber = Subscriber(
-        Viewer(user_id=actor.user_id, is_admin=actor.is_admin),
-        cursor=0,
-        limit=services.settings.ws_queue_size,
-    )
-    if actor.expires_at is not None:
-        subscriber.expire_at(actor.expires_at)
-    websocket = context.request
-    if not isinstance(websocket, WebSocket):  # pragma: no cover - HTTP refuses subscriptions
-        raise GoingAway()
+    grant = Grant(actor=actor, expires_at=actor.expires_at)
+    subscriber = streams.subscriber(grant, None)
     try:
-        async for missed in catch_up_and_register(
-            websocket, subscriber, last_event_id=last_event_id
-        ):
+        async for missed in streams.catch_up_and_register(subscriber, last_event_id=last_event_id):
             if isinstance(missed, Resync):
                 raise ResyncRequired()
             yield orjson.loads(missed.json)
-        while (item := await subscriber.next()) is not None:
+        async for item in streams.live(subscriber, grant):
             if isinstance(item, OutgoingEvent):
                 yield orjson.loads(item.json)
-            elif isinstance(item, Heartbeat):
-                try:
-                    await services.get(AUTHENTICATOR).recheck(actor)
-                except Unauthorized:
-                    subscriber.close(CloseCode.UNAUTHORIZED, "Session has ended; sign in again")
         if subscriber.close_code == CloseCode.UNAUTHORIZED:
             context.forget_actor()
             await _close_socket(context, CloseCode.UNAUTHORIZED, subscriber.close_reason)
             raise Unauthorized(subscriber.close_reason)
         if subscriber.close_code == CloseCode.SLOW_CONSUMER:
             raise FellBehind()
-        if subscriber.close_code == CloseCode.GOING_AWAY:
-            await _close_socket(context, CloseCode.GOING_AWAY, subscriber.close_reason)
-            raise GoingAway()
+        await _close_socket(context, CloseCode.GOING_AWAY, subscriber.close_reason)
+        raise GoingAway()
     finally:
-        hub.unregister(subscriber)
-        subscriber.close(1000, "Subscription ended")
+        streams.release(subscriber, "Subscription ended")

@@ -14,7 +14,9 @@ from keel.graphql.context import GraphQLContext
 from keel.identity.models import User as UserRow
 from keel.platform.errors import ErrorDetail, NotFound, ValidationFailed
 from keel.projects import service as projects
-from keel.projects.service import PROJECTS, ListQuery, ProjectRows
+from keel.projects.listing import ListQuery
+from keel.projects.rows import ProjectRows
+from keel.projects.service import PROJECTS
 
 MAX_FIRST = 100
 MAX_CURSOR = 512

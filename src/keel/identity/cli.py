@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter, ValidationError
 
-from keel.identity import repository, service
+from keel.identity import admin, repository
 from keel.identity.schemas import RegisterIn
+from keel.identity.service import Identity
 from keel.platform.db import Database, utcnow
 
 
@@ -23,14 +24,14 @@ def validate_admin(*, email: str, password: str, name: str) -> RegisterIn:
         raise ValueError(problems) from exc
 
 
-async def create_admin(identity: service.Identity, data: RegisterIn) -> str:
+async def create_admin(identity: Identity, data: RegisterIn) -> str:
     """Create or promote; returns a line for the operator.
 
     The transaction's after-commit work drops the user's cached sessions, so their next
     request carries the new role (through Redis, on every instance).
     """
     async with identity.db.transaction() as session:
-        user, created = await service.ensure_admin(
+        user, created = await admin.ensure_admin(
             session, identity, email=str(data.email), password=data.password, name=data.name
         )
     return f"{'created' if created else 'promoted'} administrator {user.email} ({user.id})"

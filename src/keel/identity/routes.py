@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from keel.identity import service
+from keel.identity import admin, credentials, mfa, service, sessions
 from keel.identity.deps import IdentityDep
 from keel.identity.models import User
 from keel.identity.schemas import (
@@ -47,7 +47,7 @@ users_router = APIRouter(prefix="/api/v1/users", tags=["users (admin)"])
 jwks_router = APIRouter(tags=["auth"])
 
 
-def _auth_out(user: User, tokens: service.IssuedTokens) -> AuthOut:
+def _auth_out(user: User, tokens: sessions.IssuedTokens) -> AuthOut:
     return AuthOut(
         user=UserOut.model_validate(user),
         access_token=tokens.access_token,
@@ -145,7 +145,7 @@ async def profile(actor: CurrentActor, services: ServicesDep) -> UserOut:
     responses=error_responses(Unauthorized),
 )
 async def list_sessions(actor: CurrentActor, session: SessionDep) -> SessionList:
-    summaries = await service.list_sessions(session, actor)
+    summaries = await sessions.list_sessions(session, actor)
     return SessionList(data=[SessionOut.of(s, actor) for s in summaries])
 
 
@@ -163,7 +163,7 @@ async def revoke_session(
     identity: IdentityDep,
     context: ContextDep,
 ) -> Response:
-    await service.revoke_session(session, identity, actor, family_id=session_id, context=context)
+    await sessions.revoke_session(session, identity, actor, family_id=session_id, context=context)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -181,7 +181,7 @@ async def change_password(
     identity: IdentityDep,
     context: ContextDep,
 ) -> Response:
-    await service.change_password(
+    await credentials.change_password(
         session,
         identity,
         actor,
@@ -202,7 +202,7 @@ async def change_password(
 async def mfa_setup(
     actor: CurrentActor, session: SessionDep, identity: IdentityDep, context: ContextDep
 ) -> MfaSetupOut:
-    secret, uri = await service.start_mfa_enrolment(session, identity, actor, context=context)
+    secret, uri = await mfa.start_mfa_enrolment(session, identity, actor, context=context)
     return MfaSetupOut(secret=secret, otpauth_uri=uri)
 
 
@@ -220,7 +220,7 @@ async def mfa_enable(
     identity: IdentityDep,
     context: ContextDep,
 ) -> Response:
-    await service.confirm_mfa(session, identity, actor, code=body.code, context=context)
+    await mfa.confirm_mfa(session, identity, actor, code=body.code, context=context)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -238,7 +238,7 @@ async def mfa_disable(
     identity: IdentityDep,
     context: ContextDep,
 ) -> Response:
-    await service.disable_mfa(
+    await mfa.disable_mfa(
         session, identity, actor, password=body.password, code=body.code, context=context
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -256,11 +256,11 @@ async def list_users(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> UserPage:
-    users, total = await service.list_users(session, actor, page=page, limit=limit)
+    users, total = await admin.list_users(session, actor, page=page, limit=limit)
     return UserPage(
         data=[AdminUserOut.model_validate(u) for u in users],
         pagination=Pagination(
-            page=page, limit=limit, total=total, total_pages=service.total_pages(total, limit)
+            page=page, limit=limit, total=total, total_pages=admin.total_pages(total, limit)
         ),
     )
 
@@ -280,7 +280,7 @@ async def update_user(
     identity: IdentityDep,
     context: ContextDep,
 ) -> AdminUserOut:
-    user = await service.update_user(
+    user = await admin.update_user(
         session, identity, actor, user_id=user_id, changes=body, context=context
     )
     return AdminUserOut.model_validate(user)

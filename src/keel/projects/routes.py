@@ -17,6 +17,10 @@ from keel.platform.errors import (
     error_responses,
 )
 from keel.projects import service
+from keel.projects.conditions import etag_for, if_none_match_hits
+from keel.projects.documents import WriteOutcome
+from keel.projects.idempotency import IdempotencyRequest
+from keel.projects.listing import ListQuery
 from keel.projects.schemas import (
     ProjectCreate,
     ProjectOut,
@@ -26,7 +30,7 @@ from keel.projects.schemas import (
     SortKey,
     Status,
 )
-from keel.projects.service import PROJECTS, ProjectsRuntime, WriteOutcome
+from keel.projects.service import PROJECTS, ProjectsRuntime
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
@@ -97,7 +101,7 @@ async def list_projects(
     body = await service.list_visible_projects(
         session,
         actor,
-        service.ListQuery(
+        ListQuery(
             page=page,
             limit=limit,
             cursor=cursor,
@@ -162,7 +166,7 @@ async def create_project(
         body,
         context=context,
         runtime=runtime,
-        idempotency=service.IdempotencyRequest(idempotency_key) if idempotency_key else None,
+        idempotency=IdempotencyRequest(idempotency_key) if idempotency_key else None,
     )
     return _project_response(outcome)
 
@@ -186,8 +190,8 @@ async def get_project(
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1024)] = None,
 ) -> Response:
     project = await service.get_project(session, actor, id, runtime=runtime)
-    etag = service.etag_for(project.version)
-    if service.if_none_match_hits(if_none_match, project.version):
+    etag = etag_for(project.version)
+    if if_none_match_hits(if_none_match, project.version):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
     return Response(content=project.body, media_type=JSON, headers={"ETag": etag})
 

@@ -35,6 +35,8 @@ log = structlog.get_logger("keel.realtime")
 
 CHANNEL: Final = "keel:events"
 BATCH: Final = 500
+# How long a closing connection may take to flush its close frame before it is dropped.
+CLOSE_GRACE_SECONDS: Final = 2.0
 
 
 class CloseCode:
@@ -52,6 +54,14 @@ class Heartbeat:
 HEARTBEAT: Final = Heartbeat()
 # A str is a ready-made control message (WebSocket only: pong, error, authenticated).
 QueueItem = OutgoingEvent | Heartbeat | str
+
+
+def expire_soon(deadline: asyncio.Timeout) -> None:
+    """Bound a write blocked on a client that does not read to the close grace."""
+    when = asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS
+    current = deadline.when()
+    if current is None or current > when:
+        deadline.reschedule(when)
 
 
 class Subscriber:

@@ -29,7 +29,7 @@ KEYSET_INDEXES: list[tuple[str, list[sa.TextClause | str]]] = [
 
 
 def _fold(value: str) -> str:
-    # The same folding as keel.projects.service.fold (kept here: migrations are frozen code).
+    # The same folding as keel.projects.listing.fold (kept here: migrations are frozen code).
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
 
 
