@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import structlog
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryResult
+from strawberry.types.execution import StreamExecutionResult
 
 from graphql import ExecutionResult, GraphQLError
 from keel.platform.errors import AppError
@@ -63,11 +64,19 @@ def shape_error(error: GraphQLError) -> GraphQLError:
     )
 
 
+def _shape_result(result: object) -> None:
+    if isinstance(result, StrawberryResult | ExecutionResult) and result.errors:
+        result.errors = [shape_error(e) for e in result.errors]
+
+
 class ShapeErrors(SchemaExtension):
     """Applies shape_error to every result, over HTTP and WebSocket alike."""
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if isinstance(result, StrawberryResult | ExecutionResult) and result.errors:
-            result.errors = [shape_error(e) for e in result.errors]
+        _shape_result(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # Each result of a subscription (and of an operation sent over the WebSocket).
+        _shape_result(result)
+        yield None
