@@ -39,11 +39,17 @@ class Limits:
     max_cost: int
 
 
+# The standard introspection query (GraphiQL's, schemathesis') nests type references about
+# 13 deep: introspection fields are measured on their own, against this depth.
+MAX_INTROSPECTION_DEPTH = 20
+
+
 @dataclass(frozen=True, slots=True)
 class Measure:
     depth: int = 0
     aliases: int = 0
     cost: int = 0  # at a multiplier of 1: scales linearly with the enclosing connections
+    introspection_depth: int = 0
 
 
 class _Measurer:
@@ -86,20 +92,29 @@ class _Measurer:
     def selections(self, selection_set: SelectionSetNode | None) -> Measure:
         if selection_set is None:
             return Measure()
-        depth = aliases = cost = 0
+        depth = aliases = cost = introspection = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 inner = self.selections(selection.selection_set)
-                multiplier = 1
-                own = 0
-                if selection.name.value in CONNECTION_FIELDS:
-                    multiplier = max(self.first_of(selection), 1)
-                    own = multiplier
-                part = Measure(
-                    depth=inner.depth + 1,
-                    aliases=inner.aliases + (1 if selection.alias else 0),
-                    cost=own + multiplier * inner.cost,
-                )
+                alias = 1 if selection.alias else 0
+                if selection.name.value.startswith("__"):
+                    part = Measure(
+                        depth=1,
+                        aliases=inner.aliases + alias,
+                        introspection_depth=max(inner.depth, inner.introspection_depth) + 1,
+                    )
+                else:
+                    multiplier = 1
+                    own = 0
+                    if selection.name.value in CONNECTION_FIELDS:
+                        multiplier = max(self.first_of(selection), 1)
+                        own = multiplier
+                    part = Measure(
+                        depth=inner.depth + 1,
+                        aliases=inner.aliases + alias,
+                        cost=own + multiplier * inner.cost,
+                        introspection_depth=inner.introspection_depth,
+                    )
             elif isinstance(selection, InlineFragmentNode):
                 part = self.selections(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
@@ -109,7 +124,8 @@ class _Measurer:
             depth = max(depth, part.depth)
             aliases += part.aliases
             cost += part.cost
-        return Measure(depth=depth, aliases=aliases, cost=cost)
+            introspection = max(introspection, part.introspection_depth)
+        return Measure(depth=depth, aliases=aliases, cost=cost, introspection_depth=introspection)
 
 
 def _bounded_int(text: str) -> int:
@@ -136,6 +152,11 @@ def violations(limits: Limits, measure: Measure) -> list[str]:
         found.append(f"Query depth {measure.depth} exceeds the limit of {limits.max_depth}")
     if measure.aliases > limits.max_aliases:
         found.append(f"{measure.aliases} aliases exceed the limit of {limits.max_aliases}")
+    if measure.introspection_depth > MAX_INTROSPECTION_DEPTH:
+        found.append(
+            f"Introspection depth {measure.introspection_depth} exceeds the limit of "
+            f"{MAX_INTROSPECTION_DEPTH}"
+        )
     if measure.cost > limits.max_cost:
         found.append(f"Query cost {measure.cost} exceeds the limit of {limits.max_cost}")
     return found
