@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import structlog
+from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryResult
 from strawberry.types.execution import StreamExecutionResult
 
-from graphql import ExecutionResult, GraphQLError
 from keel.platform.errors import AppError
 
 log = structlog.get_logger("keel.graphql")

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-
-from strawberry.extensions import SchemaExtension
+from functools import lru_cache
 
 from graphql import (
     DocumentNode,
@@ -25,6 +24,8 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
 )
+from strawberry.extensions import SchemaExtension
+
 from keel.graphql.errors import too_complex
 
 CONNECTION_FIELDS = frozenset({"projects", "users"})
@@ -162,6 +163,43 @@ def violations(limits: Limits, measure: Measure) -> list[str]:
     return found
 
 
+def _frozen(variables: Mapping[str, object] | None) -> tuple[tuple[str, object], ...] | None:
+    """Hashable variables that decide costs (ints); None when some value is not hashable."""
+    try:
+        frozen = tuple(sorted((variables or {}).items()))
+        hash(frozen)
+    except TypeError:
+        return None
+    return frozen
+
+
+@lru_cache(maxsize=512)
+def _cached_violations(
+    document: DocumentNode, variables: tuple[tuple[str, object], ...], limits: Limits
+) -> tuple[str, ...]:
+    return _measured_violations(document, dict(variables), limits)
+
+
+def _measured_violations(
+    document: DocumentNode, variables: Mapping[str, object], limits: Limits
+) -> tuple[str, ...]:
+    try:
+        measures = measure_document(document, variables)
+    except RecursionError:  # nesting far beyond any limit
+        measures = [Measure(depth=limits.max_depth + 1)]
+    return tuple(message for measure in measures for message in violations(limits, measure))
+
+
+def _violations_of(
+    document: DocumentNode, variables: Mapping[str, object] | None, limits: Limits
+) -> tuple[str, ...]:
+    # The parser cache hands out the same document for the same text: measure it once.
+    frozen = _frozen(variables)
+    if frozen is None:
+        return _measured_violations(document, variables or {}, limits)
+    return _cached_violations(document, frozen, limits)
+
+
 class ComplexityLimiter(SchemaExtension):
     """Rejects an over-limit document with QUERY_TOO_COMPLEX before graphql-core's own
     validation runs (so a hostile document costs only this linear measurement)."""
@@ -174,14 +212,9 @@ class ComplexityLimiter(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None:
-            try:
-                measures = measure_document(document, context.variables or {})
-            except RecursionError:  # nesting far beyond any limit
-                measures = [Measure(depth=self.limits.max_depth + 1)]
             errors = [
                 too_complex(message)
-                for measure in measures
-                for message in violations(self.limits, measure)
+                for message in _violations_of(document, context.variables, self.limits)
             ]
             if errors:
                 context.pre_execution_errors = [*(context.pre_execution_errors or []), *errors]

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import strawberry
+from graphql import GraphQLError
 from pydantic import BaseModel, ValidationError
 from strawberry.extensions import (
     DisableIntrospection,
@@ -19,7 +20,6 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from graphql import GraphQLError
 from keel.graphql import subscriptions
 from keel.graphql.errors import ShapeErrors
 from keel.graphql.limits import ComplexityLimiter, Limits

@@ -158,6 +158,20 @@ class ProjectConnection:
 
     @classmethod
     def from_rows(cls, page: ProjectRows) -> ProjectConnection:
+        # Hot lists come from the cache as the same ProjectRows object again and again (see
+        # ProjectRows.decode): build their (immutable) connection once.
+        key = id(page)
+        recent = _RECENT_CONNECTIONS.get(key)
+        if recent is not None and recent[0] is page:
+            return recent[1]
+        connection = cls._build(page)
+        _RECENT_CONNECTIONS[key] = (page, connection)
+        if len(_RECENT_CONNECTIONS) > 256:
+            del _RECENT_CONNECTIONS[next(iter(_RECENT_CONNECTIONS))]
+        return connection
+
+    @classmethod
+    def _build(cls, page: ProjectRows) -> ProjectConnection:
         edges = [
             ProjectEdge(cursor=item["cursor"], node=Project.from_document(item))
             for item in page.items
@@ -169,6 +183,10 @@ class ProjectConnection:
             ),
             total_count=page.total,
         )
+
+
+# id(ProjectRows) -> (that page, its connection); the page is kept so its id stays unique.
+_RECENT_CONNECTIONS: dict[int, tuple[ProjectRows, ProjectConnection]] = {}
 
 
 @strawberry.type

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -34,8 +35,15 @@ class ProjectRows:
 
     @classmethod
     def decode(cls, raw: bytes) -> ProjectRows:
-        items, has_more, total = orjson.loads(raw)
-        return cls(items=items, has_more=has_more, total=total)
+        """The page a cached document holds; the same object for the same bytes while it is
+        recent, so front doors may memoise what they build from it (never mutate it)."""
+        return _decode(raw)
+
+
+@lru_cache(maxsize=256)
+def _decode(raw: bytes) -> ProjectRows:
+    items, has_more, total = orjson.loads(raw)
+    return ProjectRows(items=items, has_more=has_more, total=total)
 
 
 def rows_page(
