@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Contract test: schemathesis fuzzes a real Keel server against Keel's own OpenAPI schema.
+# Contract test: schemathesis fuzzes a real Keel server against Keel's own OpenAPI schema,
+# and /graphql against its GraphQL schema (no 5xx).
 # Fails on any 5xx, any response that breaks the schema, wrong status codes or content types.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +73,15 @@ echo "--- pass 2: admin operations"
 fuzz "$ADMIN_TOKEN" --include-path-regex "$ADMIN_ONLY" || { echo "pass 2 exit $?"; status=1; }
 echo "--- pass 3: operations that end the caller's session"
 fuzz "$LAST_TOKEN" --include-path-regex "$SELF_ENDING" || { echo "pass 3 exit $?"; status=1; }
+echo "--- pass 4: GraphQL (/graphql), queries and mutations from its introspected schema"
+GRAPHQL_TOKEN=$(token user)
+PYTHONPATH=. SCHEMATHESIS_HOOKS=scripts.graphql_contract_checks $BIN/st run "$BASE/graphql" \
+  --header "Authorization: Bearer $GRAPHQL_TOKEN" \
+  --checks no_graphql_server_error \
+  --max-examples "${CONTRACT_MAX_EXAMPLES:-25}" \
+  --workers 1 \
+  --max-time "${CONTRACT_MAX_SECONDS:-150}" \
+  --seed 20261125 || { echo "pass 4 exit $?"; status=1; }
 
 if grep -q '"unhandled_error"' "$WORK/server.log"; then
   echo "server logged unhandled errors during the contract run:"

@@ -18,6 +18,7 @@ from keel.account import routes as account_routes
 from keel.audit import routes as audit_routes
 from keel.backup.service import BackupSchedule
 from keel.console import routes as console_routes
+from keel.graphql import routes as graphql_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
 from keel.models import Base
@@ -253,6 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
     app.include_router(console_routes.router)
+    app.include_router(graphql_routes.create_router(services))
 
     if settings.cors_origins:
         app.add_middleware(

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         # `KEEL_GRPC_PORT=` (as .env.example has it) means "no gRPC", not a parse error.
         return None if isinstance(value, str) and not value.strip() else value
 
+    # --- GraphQL (SPEC §8) -----------------------------------------------------------------
+    # Introspection and GraphiQL: on outside production unless set; in production only if true.
+    graphql_introspection: bool | None = None
+    # Each connection field costs its `first` times the `first` of the connections around it.
+    graphql_max_cost: int = Field(default=1000, ge=1)
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:

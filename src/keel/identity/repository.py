@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -182,3 +183,8 @@ async def list_users(session: AsyncSession, *, offset: int, limit: int) -> tuple
         select(User).order_by(User.created_at.desc(), User.id).offset(offset).limit(limit)
     )
     return list(result.scalars()), int(total)
+
+
+async def get_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[User]:
+    result = await session.execute(select(User).where(User.id.in_(user_ids)))
+    return list(result.scalars())

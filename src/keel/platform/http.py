@@ -30,10 +30,14 @@ CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+GRAPHIQL_PATH = "/graphql"
 
 
-def _csp(path: str) -> str:
+def _csp(path: str, method: str) -> str:
     if path == "/docs" or path.startswith(DOCS_PATHS[1]):
+        return DOCS_CSP
+    # GraphiQL: the page (GET /graphql) and its assets; POST /graphql stays strict.
+    if path.startswith(GRAPHIQL_PATH) and method == "GET":
         return DOCS_CSP
     if path == "/console" or path.startswith("/console/"):
         return CONSOLE_CSP
@@ -97,7 +101,7 @@ class PlatformMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         start = time.perf_counter()
         path: str = scope["path"]
-        csp = _csp(path)
+        csp = _csp(path, scope["method"])
         status_holder = [500]
         response_started = False
 

@@ -21,7 +21,7 @@ from keel.projects.cursors import CursorCodec
 from keel.projects.documents import project_json
 from keel.projects.repository import Keyset, ListFilters
 
-_SORT_FIELDS = {"createdAt": "created_at", "updatedAt": "updated_at", "name": "name"}
+SORT_FIELDS = {"createdAt": "created_at", "updatedAt": "updated_at", "name": "name"}
 
 
 def fold(text: str) -> str:
@@ -123,7 +123,7 @@ async def render_page(
         last = shown[-1]
         next_cursor = cursors.encode(
             fingerprint=fingerprint,
-            value=last[_SORT_FIELDS[query.sort.lstrip("-")]],
+            value=last[SORT_FIELDS[query.sort.lstrip("-")]],
             row_id=last["id"],
         )
 

@@ -292,3 +292,39 @@ async def all_projects_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> S
         select(projects).where(projects.c.user_id == owner_id).order_by(projects.c.created_at)
     )
     return (await session.execute(statement)).mappings().all()
+
+
+async def first_projects_of_owners(
+    session: AsyncSession, owner_ids: Sequence[uuid.UUID], *, limit: int
+) -> Sequence[RowMapping]:
+    """Each owner's newest `limit` live projects (newest first, id as tiebreak), one query."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=projects.c.user_id,
+            order_by=(projects.c.created_at.desc(), projects.c.id.desc()),
+        )
+        .label("rank")
+    )
+    ranked = (
+        select(*COLUMNS, rank)
+        .where(projects.c.user_id.in_(owner_ids), projects.c.deleted_at.is_(None))
+        .subquery()
+    )
+    statement = (
+        select(*(ranked.c[column.name] for column in COLUMNS))
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.user_id, ranked.c.rank)
+    )
+    return (await session.execute(statement)).mappings().all()
+
+
+async def count_projects_of_owners(
+    session: AsyncSession, owner_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    statement = (
+        select(projects.c.user_id, func.count())
+        .where(projects.c.user_id.in_(owner_ids), projects.c.deleted_at.is_(None))
+        .group_by(projects.c.user_id)
+    )
+    return {owner: int(count) for owner, count in (await session.execute(statement)).all()}

@@ -4,7 +4,7 @@ their audit and outbox rows; the entry points every front door (REST, GraphQL, g
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,6 +32,8 @@ from keel.projects.idempotency import (
     store_response,
 )
 from keel.projects.listing import ListQuery, fold, list_filters, page_body, render_page
+from keel.projects.repository import ListFilters
+from keel.projects.rows import ProjectRows, render_rows, rows_page
 from keel.projects.schemas import ProjectCreate, ProjectPatch, ProjectReplace
 from keel.realtime import service as realtime
 from keel.realtime.service import ProjectEventType
@@ -145,6 +147,7 @@ async def _record_write(
     runtime: ProjectsRuntime,
     event_type: ProjectEventType,
     payload: dict[str, str | None],
+    version: int,
     project_id: uuid.UUID,
     owner_id: uuid.UUID,
     context: RequestContext,
@@ -160,8 +163,13 @@ async def _record_write(
         target_id=project_id,
         details=details,
     )
+    # Events also carry the version (GraphQL's Project.version; clients can compare ETags).
     await realtime.record_project_event(
-        session, event_type=event_type, project_id=project_id, owner_id=owner_id, payload=payload
+        session,
+        event_type=event_type,
+        project_id=project_id,
+        owner_id=owner_id,
+        payload={**payload, "version": version},
     )
     mark_dirty(session, runtime.cache, project_id=project_id, owner_id=owner_id)
 
@@ -209,6 +217,7 @@ async def create_project(
         runtime=runtime,
         event_type="project.created",
         payload=payload,
+        version=1,
         project_id=values["id"],
         owner_id=actor.user_id,
         context=context,
@@ -292,6 +301,7 @@ async def update_project(
         runtime=runtime,
         event_type="project.updated",
         payload=payload,
+        version=row["version"],
         project_id=row["id"],
         owner_id=row["user_id"],
         context=context,
@@ -321,6 +331,7 @@ async def delete_project(
         runtime=runtime,
         event_type="project.deleted",
         payload=project_json(row),
+        version=row["version"],
         project_id=row["id"],
         owner_id=row["user_id"],
         context=context,
@@ -358,3 +369,73 @@ async def export_of_owner(session: AsyncSession, actor: Actor) -> list[dict[str,
         }
         for row in rows
     ]
+
+
+# --- rows for other front doors (GraphQL) ---------------------------------------------------
+
+
+async def list_visible_project_rows(
+    session: AsyncSession, actor: Actor, query: ListQuery, *, runtime: ProjectsRuntime
+) -> ProjectRows:
+    """Like list_visible_projects (same rules, cursors and cache invalidation), as rows for
+    front doors that shape their own documents (GraphQL). Cursor pages only (no `page`)."""
+    filters = list_filters(actor, query)
+    if filters is None:
+        return ProjectRows(items=[], has_more=False, total=0)
+    issued_for = fingerprint(query.sort, filters)
+    keyset = (
+        runtime.cursors.decode(query.cursor, fingerprint=issued_for, sort=query.sort)
+        if query.cursor is not None
+        else None
+    )
+
+    async def render() -> bytes:
+        return await render_rows(
+            session,
+            actor,
+            query,
+            filters=filters,
+            keyset=keyset,
+            fingerprint=issued_for,
+            cursors=runtime.cursors,
+        )
+
+    if keyset is not None:
+        return ProjectRows.decode(await render())
+    key = await runtime.cache.page_key(
+        owner_id=filters.owner_id, fingerprint=f"rows:{issued_for}", limit=query.limit
+    )
+    return ProjectRows.decode(await runtime.cache.get_or_set(key, render))
+
+
+async def first_projects_of_owners(
+    session: AsyncSession,
+    actor: Actor,
+    owner_ids: Sequence[uuid.UUID],
+    *,
+    limit: int,
+    runtime: ProjectsRuntime,
+) -> dict[uuid.UUID, ProjectRows]:
+    """The newest `limit` live projects of each owner in two queries, whatever the number of
+    owners (GraphQL's `User.projects`); owners the actor may not list get none. The cursors
+    continue with list_visible_project_rows(user_id=owner)."""
+    visible = [o for o in owner_ids if actor.is_admin or o == actor.user_id]
+    pages = {owner: ProjectRows(items=[], has_more=False, total=0) for owner in owner_ids}
+    if not visible:
+        return pages
+    await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
+    rows = await repository.first_projects_of_owners(session, visible, limit=limit + 1)
+    totals = await repository.count_projects_of_owners(session, visible)
+    by_owner: dict[uuid.UUID, list[Mapping[Any, Any]]] = {}
+    for row in rows:
+        by_owner.setdefault(row["user_id"], []).append(row)
+    for owner in visible:
+        pages[owner] = rows_page(
+            by_owner.get(owner, []),
+            limit=limit,
+            sort="-createdAt",
+            fingerprint=fingerprint("-createdAt", ListFilters(owner_id=owner)),
+            total=totals.get(owner, 0),
+            cursors=runtime.cursors,
+        )
+    return pages
