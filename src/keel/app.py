@@ -25,6 +25,7 @@ from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
 from keel.platform.http import PlatformMiddleware
+from keel.platform.lifecycle import InFlightMiddleware, Lifecycle
 from keel.platform.logging import configure_logging
 from keel.platform.ratelimit import ProtectionMiddleware, RateLimiter
 from keel.platform.security import (
@@ -147,6 +148,10 @@ def build_services(settings: Settings) -> Services:
             queue_timeout=settings.hash_queue_timeout_seconds,
         ),
         encryptor=Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest")),
+        lifecycle=Lifecycle(
+            delay_seconds=settings.shutdown_delay_seconds,
+            timeout_seconds=settings.shutdown_timeout_seconds,
+        ),
     )
     services.readiness_probes["database"] = database.ping
     if redis is not None:
@@ -165,7 +170,9 @@ def build_services(settings: Settings) -> Services:
     services.provide(IDENTITY, identity)
     services.provide(AUTHENTICATOR, identity)
     services.provide(PROJECTS, ProjectsRuntime.from_settings(settings, cache=cache))
-    services.provide(HUB, EventHub(database=database, bus=services.bus, settings=settings))
+    hub = EventHub(database=database, bus=services.bus, settings=settings)
+    services.provide(HUB, hub)
+    services.lifecycle.on_drain(hub.drain, name="realtime")
     services.provide(
         TICKETS,
         create_ticket_store(
@@ -210,10 +217,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("startup", database=services.database.dialect, redis=bool(settings.redis_url))
         await start_services(services)
+        services.lifecycle.install_signal_hook()
         try:
             yield
         finally:
             metrics.mark_worker_dead()
+            await services.lifecycle.drain()
+            services.lifecycle.remove_signal_hook()
             await stop_services(services)
             log.info("shutdown")
 
@@ -273,6 +283,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         hsts_max_age=settings.hsts_max_age,
     )
+    app.add_middleware(InFlightMiddleware, lifecycle=services.lifecycle)
     app.openapi = _without_default_422(app)  # type: ignore[method-assign]
     return app
 
