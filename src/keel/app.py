@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import FastAPI
@@ -42,6 +42,9 @@ from keel.realtime import routes as realtime_routes
 from keel.realtime.hub import HUB, EventHub
 from keel.realtime.tickets import TICKETS, create_ticket_store
 from keel.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from keel.platform.tracing import Tracing
 
 log = structlog.get_logger("keel.app")
 
@@ -208,10 +211,25 @@ async def close_services(services: Services) -> None:
     await _bounded("database", services.database.dispose())
 
 
+def enable_tracing(app: FastAPI, services: Services) -> Tracing | None:
+    """OpenTelemetry spans when KEEL_OTEL_EXPORTER_OTLP_ENDPOINT is set (imported only then)."""
+    settings = services.settings
+    if not settings.otel_exporter_otlp_endpoint:
+        return None
+    from keel.platform.tracing import Tracing
+
+    tracing = Tracing(
+        endpoint=settings.otel_exporter_otlp_endpoint, service_name=settings.otel_service_name
+    )
+    tracing.instrument(app, engines=[services.database.primary])
+    return tracing
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     services = build_services(settings)
+    tracing: Tracing | None = None  # set once the app exists; flushed after the services stop
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -225,6 +243,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.lifecycle.drain()
             services.lifecycle.remove_signal_hook()
             await stop_services(services)
+            if tracing is not None:  # exporting the last spans blocks: not on the loop
+                await _bounded("tracing", asyncio.to_thread(tracing.shutdown))
             log.info("shutdown")
 
     app = FastAPI(
@@ -285,6 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(InFlightMiddleware, lifecycle=services.lifecycle)
     app.openapi = _without_default_422(app)  # type: ignore[method-assign]
+    tracing = enable_tracing(app, services)
     return app
 
 
