@@ -53,3 +53,7 @@ PY
             --redis-url "$BENCH_REDIS_URL")
 fi
 timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" | tee bench/results/realtime.txt
+
+# Tracing: the same reads with KEEL_OTEL_EXPORTER_OTLP_ENDPOINT off and on, in one run.
+echo "bench: tracing scenario (off vs on)"
+timeout 300 "$PY" bench/tracing_bench.py
