@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import driver
 
 SCENARIOS = ["get", "list"]
+driver.PG_DB = "keel_bench_tracing"  # its own database: runs beside driver.py's without clash
 CONNECTIONS = 64
 
 
