@@ -3,7 +3,7 @@ and Redis spans under it, probes excluded, the trace id in the request's log lin
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,10 +29,27 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def _access_lines(output: str, route: str) -> list[dict[str, Any]]:
-    # Any: JSON log lines.
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    return [line for line in lines if line.get("event") == "request" and line["route"] == route]
+class _Records(logging.Handler):
+    """Keeps the structlog event dicts of one logger (the rendered line is made from them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []  # Any: structlog event dicts
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            self.events.append(dict(record.msg))
+
+
+@pytest.fixture
+def access_log() -> Iterator[_Records]:
+    records = _Records()
+    logger = logging.getLogger("keel.access")
+    logger.addHandler(records)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(records)
 
 
 def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[ReceivedSpan]:
@@ -46,7 +63,7 @@ def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[Recei
 async def test_spans_reach_a_real_otlp_receiver(
     make_settings: Callable[..., Settings],
     receiver: Receiver,
-    capsys: pytest.CaptureFixture[str],
+    access_log: _Records,
 ) -> None:
     app = create_app(make_settings(otel_exporter_otlp_endpoint=receiver.url))
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
@@ -93,7 +110,11 @@ async def test_spans_reach_a_real_otlp_receiver(
     assert not routes & {"/health", "/ready", "/metrics"}
 
     # The request's log line names the same trace.
-    [access] = _access_lines(capsys.readouterr().out, "/api/v1/projects")
+    [access] = [
+        event
+        for event in access_log.events
+        if event.get("event") == "request" and event.get("route") == "/api/v1/projects"
+    ]
     assert access["trace_id"] == server.trace_id
     assert access["span_id"] == server.span_id
 
