@@ -214,4 +214,5 @@ async def test_websocket_clients_get_1012_and_resume_elsewhere_without_loss(
     ids = [int(event["id"]) for event in received]
     assert ids == sorted(set(ids))  # in order, each once
     assert [event["data"]["id"] for event in received] == created  # none lost
-    assert sse_ids == [event["id"] for event in before][: len(sse_ids)]
+    # The SSE stream on the draining instance ended too (it may have joined a little later).
+    assert set(sse_ids) <= {event["id"] for event in before}
