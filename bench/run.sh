@@ -71,3 +71,7 @@ PY
               --redis-url "$BENCH_REDIS_URL")
 fi
 timeout 600 "$PY" bench/grpc_bench.py "${GRPC_ARGS[@]}" | tee bench/results/grpc.txt
+
+# Tracing: the same reads with KEEL_OTEL_EXPORTER_OTLP_ENDPOINT off and on, in one run.
+echo "bench: tracing scenario (off vs on)"
+timeout 300 "$PY" bench/tracing_bench.py

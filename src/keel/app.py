@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import FastAPI
@@ -29,6 +29,7 @@ from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
 from keel.platform.http import PlatformMiddleware
+from keel.platform.lifecycle import InFlightMiddleware, Lifecycle
 from keel.platform.logging import configure_logging
 from keel.platform.ratelimit import ProtectionMiddleware, RateLimiter
 from keel.platform.security import (
@@ -46,6 +47,9 @@ from keel.realtime.hub import HUB, EventHub
 from keel.realtime.tickets import TICKETS, create_ticket_store
 from keel.rpc.server import start_grpc
 from keel.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from keel.platform.tracing import Tracing
 
 log = structlog.get_logger("keel.app")
 
@@ -158,6 +162,10 @@ def build_services(settings: Settings) -> Services:
             queue_timeout=settings.hash_queue_timeout_seconds,
         ),
         encryptor=Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest")),
+        lifecycle=Lifecycle(
+            delay_seconds=settings.shutdown_delay_seconds,
+            timeout_seconds=settings.shutdown_timeout_seconds,
+        ),
     )
     services.readiness_probes["database"] = database.ping
     if redis is not None:
@@ -176,7 +184,9 @@ def build_services(settings: Settings) -> Services:
     services.provide(IDENTITY, identity)
     services.provide(AUTHENTICATOR, identity)
     services.provide(PROJECTS, ProjectsRuntime.from_settings(settings, cache=cache))
-    services.provide(HUB, EventHub(database=database, bus=services.bus, settings=settings))
+    hub = EventHub(database=database, bus=services.bus, settings=settings)
+    services.provide(HUB, hub)
+    services.lifecycle.on_drain(hub.drain, name="realtime")
     services.provide(
         TICKETS,
         create_ticket_store(
@@ -212,25 +222,45 @@ async def close_services(services: Services) -> None:
     await _bounded("database", services.database.dispose())
 
 
+def enable_tracing(app: FastAPI, services: Services) -> Tracing | None:
+    """OpenTelemetry spans when KEEL_OTEL_EXPORTER_OTLP_ENDPOINT is set (imported only then)."""
+    settings = services.settings
+    if not settings.otel_exporter_otlp_endpoint:
+        return None
+    from keel.platform.tracing import Tracing
+
+    tracing = Tracing(
+        endpoint=settings.otel_exporter_otlp_endpoint, service_name=settings.otel_service_name
+    )
+    tracing.instrument(app, engines=[services.database.primary])
+    return tracing
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     services = build_services(settings)
+    tracing: Tracing | None = None  # set once the app exists; flushed after the services stop
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("startup", database=services.database.dialect, redis=bool(settings.redis_url))
         await start_services(services)
+        services.lifecycle.install_signal_hook()
         backups = BackupSchedule(settings).start()  # the jobs engine (§10) takes this over
         rpc = await start_grpc(services)
         try:
             yield
         finally:
+            await services.lifecycle.drain()
+            services.lifecycle.remove_signal_hook()
             if rpc is not None:
                 await _bounded("grpc", rpc.stop())
             await _bounded("backups", backups.stop())
             metrics.mark_worker_dead()
             await stop_services(services)
+            if tracing is not None:  # exporting the last spans blocks: not on the loop
+                await _bounded("tracing", asyncio.to_thread(tracing.shutdown))
             log.info("shutdown")
 
     app = FastAPI(
@@ -292,7 +322,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         hsts_max_age=settings.hsts_max_age,
     )
+    app.add_middleware(InFlightMiddleware, lifecycle=services.lifecycle)
     app.openapi = _without_default_422(app)  # type: ignore[method-assign]
+    tracing = enable_tracing(app, services)
     return app
 
 

@@ -76,7 +76,7 @@ def serve(
         log_config=None,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=round(settings.shutdown_timeout_seconds),
         lifespan="on",
     )
 

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # SIGTERM: /ready answers 503 at once; in-flight requests get this long to finish.
+    shutdown_timeout_seconds: float = Field(default=30.0, ge=0)
+    # Keep accepting (with /ready at 503) this long after SIGTERM before the server stops
+    # listening; 0 where the orchestrator already waits (Kubernetes' preStop pause).
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0)
+    # OTLP/HTTP endpoint (e.g. http://collector:4318): spans for HTTP, SQL, Redis, outgoing
+    # HTTP; empty: no tracing.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = "keel"
 
     # --- storage -------------------------------------------------------------------------
     database_url: str = ""  # empty: sqlite+aiosqlite:///<data_dir>/keel.db

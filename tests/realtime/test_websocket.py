@@ -13,7 +13,6 @@ import websockets
 from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
 
-from keel.realtime.hub import HUB
 from keel.settings import Settings
 from tests.conftest import register_user
 from tests.realtime.conftest import LiveServer, serve, subscribe, write_event
@@ -152,15 +151,15 @@ async def test_revoked_session_cannot_subscribe(
         assert await _closed_with(conn) == 4401
 
 
-async def test_shutdown_closes_subscribers_with_going_away(
+async def test_shutdown_closes_subscribers_with_service_restart(
     client: httpx.AsyncClient, app: FastAPI, live: LiveServer
 ) -> None:
     user = await register_user(client)
     ws = await subscribe(live, user.access_token)
-    app.state.services.get(HUB).drain()
-    assert await _closed_with(ws.conn) == 1001
+    app.state.services.lifecycle.begin_drain()  # what SIGTERM does first
+    assert await _closed_with(ws.conn) == 1012
     async with websockets.connect(live.ws) as conn:  # a draining instance turns clients away
-        assert await _closed_with(conn) == 1001
+        assert await _closed_with(conn) == 1012
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
 
+from keel.platform.tasks import cancel_and_wait
+
 log = structlog.get_logger("keel.bus")
 
 # Delivered to a subscriber after its channel was (re)connected: messages published while
@@ -100,10 +102,8 @@ class RedisBus:
         try:
             yield subscription.queue
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
             self._readers.discard(reader)
+            await cancel_and_wait([reader])
 
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[asyncio.Queue[bytes]]:
         return self._subscribe(channel)
@@ -147,9 +147,9 @@ class RedisBus:
             return pubsub
 
     async def close(self) -> None:
-        for reader in list(self._readers):
-            reader.cancel()
+        readers = list(self._readers)
         self._readers.clear()
+        await cancel_and_wait(readers)
 
 
 class _Subscription:

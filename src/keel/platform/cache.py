@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from keel.platform.metrics import CACHE_HITS, CACHE_MISSES
 from keel.platform.outage import Outage
+from keel.platform.tasks import cancel_and_wait
 
 log = structlog.get_logger("keel.cache")
 
@@ -210,14 +211,11 @@ class TieredCache(_SingleFlight):
         """Subscribe to invalidations; returns once subscribed or the first attempt failed."""
         self._listener = asyncio.create_task(self._listen(), name="keel-cache-invalidation")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_attempt.wait(), timeout=5.0)
+            async with asyncio.timeout(5.0):
+                await self._first_attempt.wait()
 
     async def close(self) -> None:
-        for task in [*self._background, *([self._listener] if self._listener else [])]:
-            task.cancel()
-        for task in [*self._background, *([self._listener] if self._listener else [])]:
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await task
+        await cancel_and_wait([*self._background, *([self._listener] if self._listener else [])])
         self._l1.clear()
 
     async def _listen(self) -> None:

@@ -41,16 +41,21 @@ async def health() -> Health:
 @router.get(
     "/ready",
     response_model=Readiness,
-    summary="Readiness: the database (and Redis, when configured) answer",
-    responses={503: {"model": ErrorBody, "description": "A dependency is unreachable"}},
+    summary="Readiness: the database (and Redis, when configured) answer; 503 while draining",
+    responses={
+        503: {"model": ErrorBody, "description": "A dependency is unreachable, or draining"}
+    },
 )
 async def ready(services: ServicesDep) -> Readiness:
+    if services.lifecycle.draining:
+        raise ServiceUnavailable("Not ready: shutting down", headers={"Retry-After": "5"})
     checks: dict[str, str] = {}
     failed: list[str] = []
     probes = services.readiness_probes
     for name, probe in probes.items():
         try:
-            await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT_SECONDS)
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                await probe()
             checks[name] = "ok"
         except Exception as exc:  # any failure of a dependency means "not ready"
             log.warning("readiness_check_failed", check=name, error_type=type(exc).__name__)

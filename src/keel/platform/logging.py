@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from keel.platform.tracing_context import add_trace_ids
+
 # Keys whose values never reach a log line, whatever logs them.
 SECRET_KEYS = re.compile(
     r"pass(word)?|secret|token|authorization|cookie|totp|api[_-]?key|hash", re.IGNORECASE
@@ -38,6 +40,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
         redact_secrets,
     ]
     structlog.configure(

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from keel.platform.bus import Bus
 from keel.platform.cache import Cache
 from keel.platform.db import Database
+from keel.platform.lifecycle import Lifecycle
 from keel.platform.ratelimit import RateLimiter
 from keel.platform.security import Encryptor, PasswordHasher, TokenCodec
 from keel.settings import Settings
@@ -50,6 +51,8 @@ class Services:
     hasher: PasswordHasher
     encryptor: Encryptor
     readiness_probes: dict[str, Probe] = field(default_factory=dict)
+    # Draining on SIGTERM; front doors and workers register drain callbacks (`on_drain`).
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
     _parts: dict[Slot[object], object] = field(default_factory=dict, init=False, repr=False)
 
     def provide(self, slot: Slot[T], part: T) -> None:

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from types import FrameType
 from typing import Final
 
 import structlog
@@ -27,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keel.platform.bus import Bus
 from keel.platform.db import Database, utcnow
 from keel.platform.services import Slot
+from keel.platform.tasks import cancel_and_wait
 from keel.realtime import service
 from keel.realtime.service import OutgoingEvent, Viewer
 from keel.settings import Settings
@@ -42,7 +40,8 @@ CLOSE_GRACE_SECONDS: Final = 2.0
 class CloseCode:
     """WebSocket close codes of the realtime protocol (docs/realtime.md)."""
 
-    GOING_AWAY = 1001  # the instance is shutting down: reconnect and resume
+    GOING_AWAY = 1001  # the stream ended on this side (released)
+    SERVICE_RESTART = 1012  # the instance is shutting down: reconnect and resume
     UNAUTHORIZED = 4401  # no, invalid or expired access token: authenticate again
     SLOW_CONSUMER = 4408  # fell behind the queue limit: reconnect with lastEventId
 
@@ -178,10 +177,6 @@ class EventHub:
         self._announce = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Signal -> (our chained handler, the one it replaced), restored on stop.
-        self._signal_handlers: dict[
-            int, tuple[object, Callable[[int, FrameType | None], object]]
-        ] = {}
         self.draining = False
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -200,55 +195,23 @@ class EventHub:
             asyncio.create_task(self._purger(), name="realtime-purge"),
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(subscribed.wait(), timeout=5)
-        self._chain_shutdown_signals()
+            async with asyncio.timeout(5):
+                await subscribed.wait()
 
     async def stop(self) -> None:
         self._database.disconnect(service.EVENTS_COMMITTED, self._committed)
         self.drain()
-        self._restore_signals()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
 
     def drain(self) -> None:
-        """Close every subscriber so clients reconnect (to another instance) and resume."""
+        """Close every subscriber so clients reconnect (to another instance) and resume: a
+        drain callback of the app's Lifecycle, run as soon as SIGTERM arrives (the server
+        waits for open responses before the app's shutdown, and an SSE stream never ends by
+        itself)."""
         self.draining = True
         for subscriber in self.subscribers():
-            subscriber.close(CloseCode.GOING_AWAY, "Server shutting down; reconnect and resume")
-
-    def _chain_shutdown_signals(self) -> None:
-        # The server waits for open responses before the app's shutdown runs, and an SSE
-        # stream never ends by itself: end the streams as soon as the signal arrives.
-        if threading.current_thread() is not threading.main_thread():
-            return
-        loop = self._loop
-        assert loop is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.getsignal(sig)
-            if not callable(previous):
-                continue
-
-            def handler(
-                signum: int,
-                frame: FrameType | None,
-                previous: Callable[[int, FrameType | None], object] = previous,
-            ) -> None:
-                loop.call_soon_threadsafe(self.drain)
-                previous(signum, frame)
-
-            signal.signal(sig, handler)
-            self._signal_handlers[sig] = (handler, previous)
-
-    def _restore_signals(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig, (handler, previous) in self._signal_handlers.items():
-                if signal.getsignal(sig) is handler:
-                    signal.signal(sig, previous)
-        self._signal_handlers = {}
+            subscriber.close(CloseCode.SERVICE_RESTART, "Server restarting; reconnect and resume")
 
     # --- subscribers -----------------------------------------------------------------------
 
@@ -302,10 +265,13 @@ class EventHub:
 
     async def _relay(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns the inner
+            # result when a cancellation arrives in the same loop turn as the wake-up, and
+            # the cancelled relay went on polling for ever (the shutdown hang; see
+            # docs/adr/0018-ops-drain-and-tracing.md).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=self._settings.events_poll_seconds
-                )
+                async with asyncio.timeout(self._settings.events_poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.catch_up()

@@ -194,7 +194,7 @@ async def serve_websocket(websocket: WebSocket) -> None:
     streams = EventStreams.of(services)
     await websocket.accept()
     if streams.hub.draining:
-        await _close(websocket, CloseCode.GOING_AWAY, "Server shutting down; reconnect")
+        await _close(websocket, CloseCode.SERVICE_RESTART, "Server restarting; reconnect")
         return
     auth = await _first_auth(websocket, within_seconds=services.settings.ws_auth_timeout_seconds)
     if auth is None:
