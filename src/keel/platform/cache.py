@@ -18,7 +18,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import orjson
@@ -56,7 +56,15 @@ class Cache(Protocol):
         """The cached value, or `compute()` stored under `key` (computed once per instance)."""
         ...
 
+    def on_invalidate(self, listener: InvalidationListener) -> None:
+        """Call `listener(keys)` whenever keys are dropped by a write or an invalidation from
+        another instance, and `listener(None)` when everything cached was dropped at once."""
+        ...
+
     async def close(self) -> None: ...
+
+
+InvalidationListener = Callable[[Sequence[str] | None], None]
 
 
 class _SingleFlight:
@@ -132,6 +140,17 @@ class MemoryCache(_SingleFlight):
         self._max_items = max_items
         self._ttl = ttl
         self._count = count
+        self._listeners: list[InvalidationListener] = []
+
+    def on_invalidate(self, listener: InvalidationListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, keys: Sequence[str] | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(keys)
+            except Exception:  # a listener's bug must not fail the write that invalidated
+                log.exception("invalidation_listener_failed")
 
     async def get(self, key: str) -> bytes | None:
         return self.get_now(key)
@@ -168,6 +187,8 @@ class MemoryCache(_SingleFlight):
         self._bump(keys)
         for key in keys:
             self._data.pop(key, None)
+        if self._listeners:
+            self._notify(keys)
 
     def peek(self, key: str) -> bytes | None:
         """The live value without touching LRU order or counters."""
@@ -175,7 +196,12 @@ class MemoryCache(_SingleFlight):
         return item[1] if item is not None and item[0] >= time.monotonic() else None
 
     def clear(self) -> None:
+        """Drop everything (missed invalidations, or Redis lost its data): listeners too."""
         self._data.clear()
+        for key in list(self._inflight):
+            self._generation[key] = self._generation.get(key, 0) + 1
+        if self._listeners:
+            self._notify(None)
 
     async def close(self) -> None:
         self._data.clear()
@@ -248,6 +274,9 @@ class TieredCache(_SingleFlight):
         keys: list[str] = orjson.loads(payload)
         self._l1.delete_now(keys)
         self._bump(keys)
+
+    def on_invalidate(self, listener: InvalidationListener) -> None:
+        self._l1.on_invalidate(listener)
 
     # --- outage bookkeeping ---------------------------------------------------------------
 
