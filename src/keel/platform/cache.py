@@ -34,6 +34,14 @@ log = structlog.get_logger("keel.cache")
 INVALIDATION_CHANNEL = "keel:cache:invalidate"
 KEY_PREFIX = "keel:cache:"
 INVALIDATION_REPEAT_SECONDS = 1.0
+# Writes that could not reach Redis are replayed (as deletes) this often until they do.
+RESYNC_SECONDS = 0.5
+# Beyond this many unsynced keys, the whole shared cache is dropped on resync instead.
+MAX_UNSYNCED = 10000
+# Present while Redis keeps its data: gone or changed means it restarted empty or was
+# flushed, and every instance drops its L1 (checked by the listener every second).
+EPOCH_KEY = "keel:cache-epoch"
+EPOCH_CHECK_SECONDS = 1.0
 # After a Redis error the L2 is skipped for this long, so an outage costs no per-request waits.
 L2_RETRY_SECONDS = 2.0
 
@@ -229,6 +237,11 @@ class TieredCache(_SingleFlight):
         self._first_attempt = asyncio.Event()
         self._outage = Outage("cache_redis", logger=log, retry_seconds=L2_RETRY_SECONDS)
         self._background: set[asyncio.Task[None]] = set()
+        # Keys written here while Redis was unreachable: L2 may hold older values for them.
+        self._unsynced: set[str] = set()
+        self._unsynced_overflow = False
+        self._resync: asyncio.Task[None] | None = None
+        self._epoch: bytes | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -239,9 +252,10 @@ class TieredCache(_SingleFlight):
             await asyncio.wait_for(self._first_attempt.wait(), timeout=5.0)
 
     async def close(self) -> None:
-        for task in [*self._background, *([self._listener] if self._listener else [])]:
+        tasks = [*self._background, *(t for t in (self._listener, self._resync) if t)]
+        for task in tasks:
             task.cancel()
-        for task in [*self._background, *([self._listener] if self._listener else [])]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                 await task
         self._l1.clear()
@@ -252,13 +266,18 @@ class TieredCache(_SingleFlight):
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(INVALIDATION_CHANNEL)
                     # Whatever was published while unsubscribed is lost: start from empty.
-                    self._l1.clear()
+                    self._drop_local()
+                    await self._check_epoch()
                     self._subscribed.set()
                     self._first_attempt.set()
+                    checked = time.monotonic()
                     while True:
-                        message = await pubsub.get_message(timeout=30.0)
+                        message = await pubsub.get_message(timeout=EPOCH_CHECK_SECONDS)
                         if message is not None and message["type"] == "message":
                             self._apply(message["data"])
+                        if time.monotonic() - checked >= EPOCH_CHECK_SECONDS:
+                            await self._check_epoch()
+                            checked = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -267,11 +286,31 @@ class TieredCache(_SingleFlight):
                 self._report_outage(exc)
                 await asyncio.sleep(L2_RETRY_SECONDS)
 
+    def _drop_local(self) -> None:
+        """Forget every L1 entry and void the fills in flight (they may predate a missed
+        invalidation)."""
+        self._l1.clear()
+        self._bump(list(self._inflight))
+
+    async def _check_epoch(self) -> None:
+        """Detect a Redis that restarted empty or was flushed: L1 copies and tokens taken
+        from the old data are dropped, so no read is served from before the loss."""
+        await self._redis.set(EPOCH_KEY, self._instance, nx=True)
+        raw = await self._redis.get(EPOCH_KEY)
+        epoch = raw.encode() if isinstance(raw, str) else raw
+        if self._epoch is not None and epoch != self._epoch:
+            log.warning("cache_redis_reset")
+            self._drop_local()
+        self._epoch = epoch
+
     def _apply(self, data: bytes) -> None:
         sender, _, payload = data.partition(b"|")
         if sender == self._instance:
             return
         keys: list[str] = orjson.loads(payload)
+        if not keys:  # the sender dropped the whole shared cache (see _drop_shared)
+            self._drop_local()
+            return
         self._l1.delete_now(keys)
         self._bump(keys)
 
@@ -316,6 +355,7 @@ class TieredCache(_SingleFlight):
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         self._l1.set_now(key, value, ttl=ttl)
         if not self._l2_available():
+            self._unsynced_write([key])
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -324,6 +364,7 @@ class TieredCache(_SingleFlight):
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._report_outage(exc)
+            self._unsynced_write([key])
             return
         self._report_ok()
 
@@ -364,16 +405,64 @@ class TieredCache(_SingleFlight):
 
     async def _delete_shared(self, keys: list[str]) -> None:
         if not self._l2_available():
+            self._unsynced_write(keys)
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.delete(*[KEY_PREFIX + k for k in keys])
-                pipe.publish(INVALIDATION_CHANNEL, self._message(keys))
-                await pipe.execute()
+            await self._send_deletes(keys)
         except (RedisError, OSError) as exc:
             self._report_outage(exc)
+            self._unsynced_write(keys)
             return
         self._report_ok()
+
+    async def _send_deletes(self, keys: list[str]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(*[KEY_PREFIX + k for k in keys])
+            pipe.publish(INVALIDATION_CHANNEL, self._message(keys))
+            await pipe.execute()
+
+    # --- writes that missed Redis ----------------------------------------------------------
+
+    def _unsynced_write(self, keys: list[str]) -> None:
+        """A write reached only this L1: Redis may still hold (or, once back, be refilled
+        from) older values for these keys, which other instances would serve for the L2
+        lifetime. Delete them from Redis as soon as it answers again."""
+        if not self._unsynced_overflow:
+            self._unsynced.update(keys)
+            if len(self._unsynced) > MAX_UNSYNCED:
+                self._unsynced_overflow = True
+                self._unsynced.clear()
+        if self._resync is None or self._resync.done():
+            self._resync = asyncio.create_task(self._resync_loop(), name="keel-cache-resync")
+
+    async def _resync_loop(self) -> None:
+        while self._unsynced or self._unsynced_overflow:
+            await asyncio.sleep(RESYNC_SECONDS)
+            keys, overflow = list(self._unsynced), self._unsynced_overflow
+            try:
+                if overflow:
+                    await self._drop_shared()
+                elif keys:
+                    await self._send_deletes(keys)
+            except (RedisError, OSError) as exc:
+                self._report_outage(exc)
+                continue
+            self._unsynced.difference_update(keys)
+            if overflow:
+                self._unsynced_overflow = False
+            self._report_ok()
+
+    async def _drop_shared(self) -> None:
+        """Too many writes missed Redis to list: drop every shared entry."""
+        batch: list[bytes] = []
+        async for key in self._redis.scan_iter(match=KEY_PREFIX + "*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self._redis.delete(*batch)
+                batch = []
+        if batch:
+            await self._redis.delete(*batch)
+        await self._redis.publish(INVALIDATION_CHANNEL, self._message([]))
 
     def _message(self, keys: list[str]) -> bytes:
         return self._instance + b"|" + orjson.dumps(keys)
