@@ -67,6 +67,8 @@ def serve(
 
     # Before the workers start, so each of them writes its samples where /metrics reads them.
     prepare_multiprocess(workers or settings.workers)
+    from keel.platform.server import server_options
+
     uvicorn.run(
         "keel.app:app_factory",
         factory=True,
@@ -78,6 +80,7 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=round(settings.shutdown_timeout_seconds),
         lifespan="on",
+        **server_options(settings),
     )
 
 

@@ -117,6 +117,21 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
     overload_max_concurrency: int = Field(default=512, ge=1)
 
+    # --- slow and oversized clients (keel.platform.server; docs/adr/0019-hardening-server.md)
+    # A request head (request line and headers) must arrive whole within this time, also the
+    # first one on a new connection; a body may pause at most http_body_timeout_seconds
+    # between reads and must be complete within http_body_deadline_seconds.
+    http_header_timeout_seconds: float = Field(default=15.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_body_deadline_seconds: float = Field(default=60.0, gt=0)
+    http_keep_alive_timeout_seconds: float = Field(default=5.0, gt=0)
+    http_max_head_bytes: int = Field(default=16 * 1024, ge=1024)
+    http_max_headers: int = Field(default=100, ge=8)
+    # Lingering close after an early answer (413, 431, 408): unread input is read and
+    # discarded for at most this long / this much, so the client reads the answer.
+    http_linger_seconds: float = Field(default=5.0, ge=0)
+    http_linger_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+
     # --- realtime ------------------------------------------------------------------------
     events_retention_seconds: int = Field(default=24 * 3600, ge=1)
     ws_auth_timeout_seconds: float = Field(default=5.0, gt=0)

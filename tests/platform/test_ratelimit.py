@@ -216,30 +216,43 @@ async def test_overload_guard_rejects_excess_fast_with_retry_after(
     make_settings: Callable[..., Settings],
 ) -> None:
     async with serve(make_settings(overload_max_concurrency=1)) as client:
+        app: FastAPI = client.app  # type: ignore[attr-defined]
         release = asyncio.Event()
+        entered = asyncio.Event()
+        body_sent = asyncio.Event()
+
+        @app.get("/_slow")
+        async def slow() -> dict[str, str]:
+            entered.set()
+            await release.wait()
+            return {}
 
         async def slow_body() -> AsyncIterator[bytes]:
-            await release.wait()
+            await body_sent.wait()
             yield b'{"email": "a@example.com", "password": "whatever12"}'
 
-        held = asyncio.create_task(
+        # A request whose body has not arrived holds no place in the guard (issue 10 item 3).
+        stalled = asyncio.create_task(
             client.post(
                 "/api/v1/auth/login",
                 content=slow_body(),
                 headers={"content-type": "application/json"},
             )
         )
-        for _ in range(100):  # until the held request is inside the app
-            await asyncio.sleep(0.01)
-            response = await client.get("/api/v1/nowhere")
-            if response.status_code == 503:
-                break
+        await asyncio.sleep(0.05)
+        assert (await client.get("/api/v1/nowhere")).status_code == 404
+        # A request being served does.
+        held = asyncio.create_task(client.get("/_slow"))
+        await asyncio.wait_for(entered.wait(), 10)
+        response = await client.get("/api/v1/nowhere")
         assert response.status_code == 503
         assert response.json()["code"] == "OVERLOADED"
         assert response.headers["retry-after"] == "1"
         assert (await client.get("/health")).status_code == 200  # liveness is never shed
         release.set()
-        assert (await held).status_code == 401
+        assert (await held).status_code == 200
+        body_sent.set()
+        assert (await stalled).status_code == 401
         assert (await client.get("/api/v1/nowhere")).status_code == 404
 
 

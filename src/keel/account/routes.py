@@ -11,7 +11,13 @@ from keel.account.schemas import ExportOut
 from keel.identity.deps import IdentityDep
 from keel.identity.schemas import AccountDeleteIn
 from keel.platform.deps import ContextDep, CurrentActor, SessionDep, part
-from keel.platform.errors import Forbidden, ServiceUnavailable, Unauthorized, error_responses
+from keel.platform.errors import (
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    error_responses,
+)
 from keel.projects.service import PROJECTS, ProjectsRuntime
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -33,7 +39,7 @@ async def export(actor: CurrentActor, session: SessionDep) -> ExportOut:
     response_class=Response,
     summary="Delete the caller's account and all its data (GDPR Art. 17)",
     description="Needs the password. Projects and sessions go with the account.",
-    responses=error_responses(Unauthorized, Forbidden, ServiceUnavailable),
+    responses=error_responses(Unauthorized, Forbidden, ServiceUnavailable, TooManyRequests),
 )
 async def delete_account(
     body: AccountDeleteIn,

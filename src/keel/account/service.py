@@ -60,7 +60,7 @@ async def delete_account(
     before the user row goes. The audit trail keeps rows naming the user id (no personal
     data beyond IPs), as the record of security events the operator must keep.
     """
-    await credentials.verify_password(identity_part, actor, password=password)
+    await credentials.verify_password(identity_part, actor, password=password, context=context)
     deleted_projects = await projects.delete_all_of_owner(
         session, actor, context=context, runtime=projects_part
     )

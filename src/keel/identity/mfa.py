@@ -63,7 +63,7 @@ async def disable_mfa(
     context: RequestContext,
 ) -> None:
     """Turn MFA off; the caller proves both their password and a current code."""
-    await verify_password(identity, actor, password=password)
+    await verify_password(identity, actor, password=password, context=context)
     user = await get_profile(session, actor)
     if not user.mfa_enabled:
         raise Conflict("MFA is not enabled", code="MFA_NOT_ENABLED")

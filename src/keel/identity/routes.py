@@ -172,7 +172,7 @@ async def revoke_session(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Change the password; every other session is signed out",
-    responses=error_responses(Unauthorized, Forbidden, ServiceUnavailable),
+    responses=error_responses(Unauthorized, Forbidden, ServiceUnavailable, TooManyRequests),
 )
 async def change_password(
     body: PasswordChangeIn,
@@ -229,7 +229,9 @@ async def mfa_enable(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Turn MFA off (needs the password and a current code)",
-    responses=error_responses(Unauthorized, Forbidden, Conflict, ServiceUnavailable),
+    responses=error_responses(
+        Unauthorized, Forbidden, Conflict, ServiceUnavailable, TooManyRequests
+    ),
 )
 async def mfa_disable(
     body: MfaDisableIn,

@@ -6,9 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
-from keel.identity.passwords import MAX_LENGTH, check_new_password
+from keel.identity.passwords import MAX_LENGTH, check_new_password, identifier_problem
 from keel.identity.repository import FamilySummary
 from keel.platform.actor import Actor
 from keel.platform.schemas import ApiModel, Pagination, RequestModel, SafeStr
@@ -41,8 +48,19 @@ class AdminUserOut(UserOut):
 
 class RegisterIn(RequestModel):
     email: EmailStr = Field(max_length=320)
-    password: NewPassword
     name: Name
+    # After email and name, so its validator sees them (validation runs in field order).
+    password: NewPassword
+
+    @field_validator("password")
+    @classmethod
+    def _not_derived_from_identifiers(cls, password: str, info: ValidationInfo) -> str:
+        problem = identifier_problem(
+            password, email=info.data.get("email"), name=info.data.get("name")
+        )
+        if problem is not None:
+            raise ValueError(problem)
+        return password
 
 
 class LoginIn(RequestModel):

@@ -140,13 +140,14 @@ async def _login_failed(
     user: User | None,
     context: RequestContext,
     reason: str,
+    action: str = "auth.login",
 ) -> None:
     """Count the failure, audit it (and any lock it caused) in a transaction of its own."""
     failure = await identity.throttle.record_failure(scopes)
     actor_id = user.id if user else None
     await audit.record_detached(
         identity.db.sessions,
-        action="auth.login",
+        action=action,
         context=context,
         actor_id=actor_id,
         outcome="failure",

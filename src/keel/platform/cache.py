@@ -18,7 +18,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import orjson
@@ -35,6 +35,14 @@ log = structlog.get_logger("keel.cache")
 INVALIDATION_CHANNEL = "keel:cache:invalidate"
 KEY_PREFIX = "keel:cache:"
 INVALIDATION_REPEAT_SECONDS = 1.0
+# Writes that could not reach Redis are replayed (as deletes) this often until they do.
+RESYNC_SECONDS = 0.5
+# Beyond this many unsynced keys, the whole shared cache is dropped on resync instead.
+MAX_UNSYNCED = 10000
+# Present while Redis keeps its data: gone or changed means it restarted empty or was
+# flushed, and every instance drops its L1 (checked by the listener every second).
+EPOCH_KEY = "keel:cache-epoch"
+EPOCH_CHECK_SECONDS = 1.0
 # After a Redis error the L2 is skipped for this long, so an outage costs no per-request waits.
 L2_RETRY_SECONDS = 2.0
 
@@ -57,7 +65,15 @@ class Cache(Protocol):
         """The cached value, or `compute()` stored under `key` (computed once per instance)."""
         ...
 
+    def on_invalidate(self, listener: InvalidationListener) -> None:
+        """Call `listener(keys)` whenever keys are dropped by a write or an invalidation from
+        another instance, and `listener(None)` when everything cached was dropped at once."""
+        ...
+
     async def close(self) -> None: ...
+
+
+InvalidationListener = Callable[[Sequence[str] | None], None]
 
 
 class _SingleFlight:
@@ -133,6 +149,17 @@ class MemoryCache(_SingleFlight):
         self._max_items = max_items
         self._ttl = ttl
         self._count = count
+        self._listeners: list[InvalidationListener] = []
+
+    def on_invalidate(self, listener: InvalidationListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, keys: Sequence[str] | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(keys)
+            except Exception:  # a listener's bug must not fail the write that invalidated
+                log.exception("invalidation_listener_failed")
 
     async def get(self, key: str) -> bytes | None:
         return self.get_now(key)
@@ -169,6 +196,8 @@ class MemoryCache(_SingleFlight):
         self._bump(keys)
         for key in keys:
             self._data.pop(key, None)
+        if self._listeners:
+            self._notify(keys)
 
     def peek(self, key: str) -> bytes | None:
         """The live value without touching LRU order or counters."""
@@ -176,7 +205,12 @@ class MemoryCache(_SingleFlight):
         return item[1] if item is not None and item[0] >= time.monotonic() else None
 
     def clear(self) -> None:
+        """Drop everything (missed invalidations, or Redis lost its data): listeners too."""
         self._data.clear()
+        for key in list(self._inflight):
+            self._generation[key] = self._generation.get(key, 0) + 1
+        if self._listeners:
+            self._notify(None)
 
     async def close(self) -> None:
         self._data.clear()
@@ -204,6 +238,11 @@ class TieredCache(_SingleFlight):
         self._first_attempt = asyncio.Event()
         self._outage = Outage("cache_redis", logger=log, retry_seconds=L2_RETRY_SECONDS)
         self._background: set[asyncio.Task[None]] = set()
+        # Keys written here while Redis was unreachable: L2 may hold older values for them.
+        self._unsynced: set[str] = set()
+        self._unsynced_overflow = False
+        self._resync: asyncio.Task[None] | None = None
+        self._epoch: bytes | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -215,7 +254,9 @@ class TieredCache(_SingleFlight):
                 await self._first_attempt.wait()
 
     async def close(self) -> None:
-        await cancel_and_wait([*self._background, *([self._listener] if self._listener else [])])
+        await cancel_and_wait(
+            [*self._background, *(t for t in (self._listener, self._resync) if t)]
+        )
         self._l1.clear()
 
     async def _listen(self) -> None:
@@ -224,13 +265,18 @@ class TieredCache(_SingleFlight):
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(INVALIDATION_CHANNEL)
                     # Whatever was published while unsubscribed is lost: start from empty.
-                    self._l1.clear()
+                    self._drop_local()
+                    await self._check_epoch()
                     self._subscribed.set()
                     self._first_attempt.set()
+                    checked = time.monotonic()
                     while True:
-                        message = await pubsub.get_message(timeout=30.0)
+                        message = await pubsub.get_message(timeout=EPOCH_CHECK_SECONDS)
                         if message is not None and message["type"] == "message":
                             self._apply(message["data"])
+                        if time.monotonic() - checked >= EPOCH_CHECK_SECONDS:
+                            await self._check_epoch()
+                            checked = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -239,13 +285,36 @@ class TieredCache(_SingleFlight):
                 self._report_outage(exc)
                 await asyncio.sleep(L2_RETRY_SECONDS)
 
+    def _drop_local(self) -> None:
+        """Forget every L1 entry and void the fills in flight (they may predate a missed
+        invalidation)."""
+        self._l1.clear()
+        self._bump(list(self._inflight))
+
+    async def _check_epoch(self) -> None:
+        """Detect a Redis that restarted empty or was flushed: L1 copies and tokens taken
+        from the old data are dropped, so no read is served from before the loss."""
+        await self._redis.set(EPOCH_KEY, self._instance, nx=True)
+        raw = await self._redis.get(EPOCH_KEY)
+        epoch = raw.encode() if isinstance(raw, str) else raw
+        if self._epoch is not None and epoch != self._epoch:
+            log.warning("cache_redis_reset")
+            self._drop_local()
+        self._epoch = epoch
+
     def _apply(self, data: bytes) -> None:
         sender, _, payload = data.partition(b"|")
         if sender == self._instance:
             return
         keys: list[str] = orjson.loads(payload)
+        if not keys:  # the sender dropped the whole shared cache (see _drop_shared)
+            self._drop_local()
+            return
         self._l1.delete_now(keys)
         self._bump(keys)
+
+    def on_invalidate(self, listener: InvalidationListener) -> None:
+        self._l1.on_invalidate(listener)
 
     # --- outage bookkeeping ---------------------------------------------------------------
 
@@ -285,6 +354,7 @@ class TieredCache(_SingleFlight):
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         self._l1.set_now(key, value, ttl=ttl)
         if not self._l2_available():
+            self._unsynced_write([key])
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -293,6 +363,7 @@ class TieredCache(_SingleFlight):
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._report_outage(exc)
+            self._unsynced_write([key])
             return
         self._report_ok()
 
@@ -333,16 +404,64 @@ class TieredCache(_SingleFlight):
 
     async def _delete_shared(self, keys: list[str]) -> None:
         if not self._l2_available():
+            self._unsynced_write(keys)
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.delete(*[KEY_PREFIX + k for k in keys])
-                pipe.publish(INVALIDATION_CHANNEL, self._message(keys))
-                await pipe.execute()
+            await self._send_deletes(keys)
         except (RedisError, OSError) as exc:
             self._report_outage(exc)
+            self._unsynced_write(keys)
             return
         self._report_ok()
+
+    async def _send_deletes(self, keys: list[str]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(*[KEY_PREFIX + k for k in keys])
+            pipe.publish(INVALIDATION_CHANNEL, self._message(keys))
+            await pipe.execute()
+
+    # --- writes that missed Redis ----------------------------------------------------------
+
+    def _unsynced_write(self, keys: list[str]) -> None:
+        """A write reached only this L1: Redis may still hold (or, once back, be refilled
+        from) older values for these keys, which other instances would serve for the L2
+        lifetime. Delete them from Redis as soon as it answers again."""
+        if not self._unsynced_overflow:
+            self._unsynced.update(keys)
+            if len(self._unsynced) > MAX_UNSYNCED:
+                self._unsynced_overflow = True
+                self._unsynced.clear()
+        if self._resync is None or self._resync.done():
+            self._resync = asyncio.create_task(self._resync_loop(), name="keel-cache-resync")
+
+    async def _resync_loop(self) -> None:
+        while self._unsynced or self._unsynced_overflow:
+            await asyncio.sleep(RESYNC_SECONDS)
+            keys, overflow = list(self._unsynced), self._unsynced_overflow
+            try:
+                if overflow:
+                    await self._drop_shared()
+                elif keys:
+                    await self._send_deletes(keys)
+            except (RedisError, OSError) as exc:
+                self._report_outage(exc)
+                continue
+            self._unsynced.difference_update(keys)
+            if overflow:
+                self._unsynced_overflow = False
+            self._report_ok()
+
+    async def _drop_shared(self) -> None:
+        """Too many writes missed Redis to list: drop every shared entry."""
+        batch: list[bytes] = []
+        async for key in self._redis.scan_iter(match=KEY_PREFIX + "*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self._redis.delete(*batch)
+                batch = []
+        if batch:
+            await self._redis.delete(*batch)
+        await self._redis.publish(INVALIDATION_CHANNEL, self._message([]))
 
     def _message(self, keys: list[str]) -> bytes:
         return self._instance + b"|" + orjson.dumps(keys)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from keel.platform.errors import ServiceUnavailable
+from keel.platform.unreachable import DATABASE_OUTAGE
 from keel.settings import Settings
 
 log = structlog.get_logger("keel.db")
@@ -271,11 +272,13 @@ async def transaction(
             session.info[_MANAGED] = True
             async with session.begin():
                 yield session
+            DATABASE_OUTAGE.recovered()
             await _run_pending(session)
     # A pool timeout propagates as is: keel.platform.errors renders it as a 503 wherever it
     # happens, in this transaction or in one a service opened itself.
     except OperationalError as exc:
         if "database is locked" in str(exc) or "connection" in str(exc).lower():
+            DATABASE_OUTAGE.failed(exc)
             raise ServiceUnavailable(
                 "The database is unavailable; try again shortly", headers={"Retry-After": "1"}
             ) from exc

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.platform.errors import send_error
+from keel.platform.unreachable import DATABASE_OUTAGE, RETRY_AFTER_SECONDS, database_unreachable
 
 access_log = structlog.get_logger("keel.access")
 
@@ -161,6 +162,18 @@ class PlatformMiddleware:
                 # carries the request id and the security headers like every other response.
                 if response_started:
                     raise
+                if database_unreachable(exc):
+                    # An outage, not a bug: a 503 to retry, logged once per outage.
+                    DATABASE_OUTAGE.failed(exc)
+                    await send_error(
+                        send_wrapper,
+                        status=503,
+                        code="SERVICE_UNAVAILABLE",
+                        message="The database is unavailable; try again shortly",
+                        path=path,
+                        headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+                    )
+                    return
                 access_log.exception("unhandled_error", error_type=type(exc).__name__)
                 await send_error(
                     send_wrapper,

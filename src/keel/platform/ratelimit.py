@@ -332,6 +332,12 @@ class ProtectionMiddleware:
         if scope["type"] == "websocket" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
+        if _has_body(scope):
+            # Admitted only once its body has arrived: a client stalling its upload holds a
+            # socket (cut by the server's body timeout), never a place in the guard.
+            receive = await _prefetched(receive)
+            if receive is _GONE:
+                return  # the client went away (or timed out) before its body arrived
         if self.in_flight >= self.max_concurrency:
             OVERLOAD_REJECTIONS.inc()
             await _reject(
@@ -415,6 +421,41 @@ class ProtectionMiddleware:
         state["access_token"] = VerifiedToken(token=token, claims=claims)
         subject = claims.get("sub")
         return str(subject) if subject else None
+
+
+def _has_body(scope: Scope) -> bool:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            return bool(value != b"0")
+        if key == b"transfer-encoding":
+            return True
+    return False
+
+
+async def _gone() -> Message:
+    return {"type": "http.disconnect"}
+
+
+_GONE: Receive = _gone
+
+
+async def _prefetched(receive: Receive) -> Receive:
+    """Read the whole request body now (bounded by the body-size limit of the layer
+    outside) and hand the application a receive that replays it; _GONE if the client left."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return _GONE
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replaying() -> Message:
+        return replay.pop() if replay else await receive()
+
+    return replaying
 
 
 async def _reject(

@@ -8,6 +8,7 @@ iterates `live(...)` and finally calls `release(...)`.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from keel.realtime.hub import BATCH, HUB, CloseCode, EventHub, Heartbeat, Subscr
 from keel.realtime.service import OutgoingEvent, Viewer
 
 MAX_PROJECT_FILTER = 100
+# A stream's session and role are re-validated at least this often while it delivers
+# events, and at once whenever their cached state is invalidated (EventStreams.current).
+RECHECK_SECONDS = 1.0
 READY = '{"type":"ready"}'
 RESYNC_REASON = (
     "Events after lastEventId are no longer available (or it is unknown): reload the "
@@ -68,8 +72,10 @@ class EventStreams:
 
     @classmethod
     def of(cls, services: Services) -> EventStreams:
+        hub = services.get(HUB)
+        hub.watch(services.cache)
         return cls(
-            hub=services.get(HUB),
+            hub=hub,
             sessions=services.database.sessions,
             authenticator=services.get(AUTHENTICATOR),
             queue_size=services.settings.ws_queue_size,
@@ -82,23 +88,55 @@ class EventStreams:
         return Grant(actor=actor, expires_at=actor.expires_at)
 
     async def still_live(self, grant: Grant) -> bool:
-        """Whether the stream's session is still live (a cache hit, normally).
-
-        Checked on every heartbeat, so a logout, session revocation, password change or
-        deactivation ends open streams within one heartbeat interval, on every instance.
-        """
+        """Whether the stream's session is still live (a cache hit, normally)."""
         try:
             await self.authenticator.recheck(grant.actor)
         except Unauthorized:
             return False
         return True
 
+    async def current(self, subscriber: Subscriber, grant: Grant, *, force: bool = False) -> bool:
+        """Re-validate the stream against its session's and user's state now: False (and
+        the subscriber closed with 4401) once the session has ended; a changed role changes
+        what the subscriber sees from here on.
+
+        Runs before every delivered event, answered from the session cache (a dict lookup
+        on this instance). It is skipped when the last check is under RECHECK_SECONDS old
+        and no invalidation of the session's state has arrived since: a logout, revocation,
+        role change or deactivation on any instance drops that state and wakes the
+        subscriber (EventHub.watch), so nothing is delivered once the change is known.
+        """
+        started = time.monotonic()
+        if not force and started - subscriber.checked_at < RECHECK_SECONDS:
+            return True
+        seen = subscriber.invalidations
+        try:
+            actor = await self.authenticator.recheck(grant.actor)
+        except Unauthorized:
+            subscriber.close(CloseCode.UNAUTHORIZED, "Session has ended; sign in again")
+            return False
+        if actor.is_admin != subscriber.viewer.is_admin:
+            self.hub.update_viewer(subscriber, viewer_of(actor, subscriber.viewer.project_ids))
+        if subscriber.invalidations == seen:  # else a newer change arrived meanwhile: recheck
+            subscriber.checked_at = started
+        return True
+
+    async def admit(self, subscriber: Subscriber, grant: Grant, event: OutgoingEvent) -> bool:
+        """Whether to deliver the event to this subscriber, decided as of now."""
+        if not await self.current(subscriber, grant):
+            return False
+        return subscriber.viewer.may_see(owner_id=event.owner_id, project_id=event.project_id)
+
     def subscriber(self, grant: Grant, project_ids: Collection[uuid.UUID] | None) -> Subscriber:
         """A bounded subscriber for the grant, closed (4401) when its token expires; not
         registered with the hub until its catch-up is done."""
         subscriber = Subscriber(
-            viewer_of(grant.actor, project_ids), cursor=0, limit=self.queue_size
+            viewer_of(grant.actor, project_ids),
+            cursor=0,
+            limit=self.queue_size,
+            session_key=str(grant.actor.session_id),
         )
+        subscriber.checked_at = time.monotonic()  # authorize() has just checked it
         subscriber.expire_at(grant.expires_at)
         return subscriber
 
@@ -148,12 +186,13 @@ class EventStreams:
         subscriber closes, or closes it (4401) when the session has ended."""
         while (item := await subscriber.next()) is not None:
             if isinstance(item, OutgoingEvent):
-                yield item
+                if await self.admit(subscriber, grant, item):
+                    yield item
             elif isinstance(item, Heartbeat):
-                if not await self.still_live(grant):
-                    subscriber.close(CloseCode.UNAUTHORIZED, "Session has ended; sign in again")
-                    return
-                yield item
+                if await self.current(subscriber, grant, force=True):
+                    yield item
+            else:
+                await self.current(subscriber, grant)
 
     def release(self, subscriber: Subscriber, reason: str) -> None:
         """Close the subscriber (if it is not already) and take it off the hub."""

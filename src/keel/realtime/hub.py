@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from keel.platform.bus import Bus
+from keel.platform.cache import Cache
 from keel.platform.db import Database, utcnow
 from keel.platform.services import Slot
 from keel.platform.tasks import cancel_and_wait
@@ -50,9 +51,15 @@ class Heartbeat:
     """Queue item meaning "nothing happened; prove the connection is alive"."""
 
 
+class Recheck:
+    """Queue item meaning "this subscriber's session or role may have changed: re-validate
+    it now" (the session's cached state was invalidated, on this instance or another)."""
+
+
 HEARTBEAT: Final = Heartbeat()
+RECHECK: Final = Recheck()
 # A str is a ready-made control message (WebSocket only: pong, error, authenticated).
-QueueItem = OutgoingEvent | Heartbeat | str
+QueueItem = OutgoingEvent | Heartbeat | Recheck | str
 
 
 def expire_soon(deadline: asyncio.Timeout) -> None:
@@ -72,15 +79,26 @@ class Subscriber:
         "_limit",
         "_on_close",
         "_waiter",
+        "checked_at",
         "close_code",
         "close_reason",
         "cursor",
+        "invalidations",
+        "session_key",
         "viewer",
     )
 
-    def __init__(self, viewer: Viewer, *, cursor: int, limit: int) -> None:
+    def __init__(
+        self, viewer: Viewer, *, cursor: int, limit: int, session_key: str | None = None
+    ) -> None:
         self.viewer = viewer
         self.cursor = cursor
+        # The session whose cached state, when invalidated, makes this subscriber re-check.
+        self.session_key = session_key
+        # When the session and role were last confirmed (monotonic), and how many
+        # invalidations have arrived: a re-check counts only if none arrived during it.
+        self.checked_at = float("-inf")
+        self.invalidations = 0
         self.close_code: int | None = None
         self.close_reason = ""
         self._items: deque[QueueItem] = deque()
@@ -110,6 +128,16 @@ class Subscriber:
         if self.close_code is None and not self._items:
             self._items.append(HEARTBEAT)
             self._wake()
+
+    def offer_recheck(self) -> None:
+        """The session's state changed somewhere: re-validate before anything else is sent."""
+        if self.close_code is not None:
+            return
+        self.invalidations += 1
+        self.checked_at = float("-inf")
+        if not self._items or self._items[0] is not RECHECK:
+            self._items.appendleft(RECHECK)
+        self._wake()
 
     def offer_control(self, message: str) -> None:
         """Queue a control message; it counts against the same bound as events."""
@@ -173,6 +201,8 @@ class EventHub:
         self.cursor = 0
         self._by_owner: dict[uuid.UUID, set[Subscriber]] = {}
         self._admins: set[Subscriber] = set()
+        self._by_session: dict[str, set[Subscriber]] = {}
+        self._watching: set[int] = set()
         self._wake = asyncio.Event()
         self._announce = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -230,9 +260,16 @@ class EventHub:
             self._admins.add(subscriber)
         else:
             self._by_owner.setdefault(subscriber.viewer.user_id, set()).add(subscriber)
+        if subscriber.session_key is not None:
+            self._by_session.setdefault(subscriber.session_key, set()).add(subscriber)
 
     def unregister(self, subscriber: Subscriber) -> None:
         self._admins.discard(subscriber)
+        sessions = self._by_session.get(subscriber.session_key or "")
+        if sessions is not None:
+            sessions.discard(subscriber)
+            if not sessions:
+                del self._by_session[subscriber.session_key or ""]
         group = self._by_owner.get(subscriber.viewer.user_id)
         if group is not None:
             group.discard(subscriber)
@@ -244,6 +281,24 @@ class EventHub:
         self.unregister(subscriber)
         subscriber.viewer = viewer
         self.register(subscriber)
+
+    def watch(self, cache: Cache) -> None:
+        """Re-check subscribers whose session's cached state is invalidated (a logout,
+        revocation, role change or deactivation, here or on another instance). Idempotent."""
+        if id(cache) not in self._watching:
+            self._watching.add(id(cache))
+            cache.on_invalidate(self._invalidated)
+
+    def _invalidated(self, keys: Sequence[str] | None) -> None:
+        # Session keys end with the session (family) id; None means "everything" (the cache
+        # was cleared, e.g. after missing invalidations while Redis was away).
+        if keys is None:
+            for subscriber in self.subscribers():
+                subscriber.offer_recheck()
+            return
+        for key in keys:
+            for subscriber in list(self._by_session.get(key[-36:], ())):
+                subscriber.offer_recheck()
 
     def dispatch(self, event: OutgoingEvent) -> None:
         for subscriber in list(self._by_owner.get(event.owner_id, ())):

@@ -28,7 +28,14 @@ from keel.realtime.catchup import (
     Resync,
     viewer_of,
 )
-from keel.realtime.hub import CLOSE_GRACE_SECONDS, CloseCode, Heartbeat, Subscriber, expire_soon
+from keel.realtime.hub import (
+    CLOSE_GRACE_SECONDS,
+    CloseCode,
+    Heartbeat,
+    Recheck,
+    Subscriber,
+    expire_soon,
+)
 from keel.realtime.service import OutgoingEvent
 
 PING = '{"type":"ping"}'
@@ -111,15 +118,17 @@ class _Connection:
     async def pump(self) -> None:
         """Write queued items until the subscriber closes, then close the socket."""
         subscriber = self.subscriber
+        streams = self.streams
         while (item := await subscriber.next()) is not None:
+            # The grant of the latest re-authentication, so not EventStreams.live().
             if isinstance(item, OutgoingEvent):
-                await self.send(item.json)
+                if await streams.admit(subscriber, self.grant, item):
+                    await self.send(item.json)
             elif isinstance(item, Heartbeat):
-                # The grant of the latest re-authentication, so not EventStreams.live().
-                if not await self.streams.still_live(self.grant):
-                    subscriber.close(CloseCode.UNAUTHORIZED, "Session has ended; sign in again")
-                    continue
-                await self.send(PING)
+                if await streams.current(subscriber, self.grant, force=True):
+                    await self.send(PING)
+            elif isinstance(item, Recheck):
+                await streams.current(subscriber, self.grant)
             else:
                 await self.send(item)  # a control message (pong, error, authenticated)
         if not self.client_gone and subscriber.close_code is not None:

@@ -501,13 +501,13 @@ export type RegisterIn = {
      */
     email: string;
     /**
-     * Password
-     */
-    password: string;
-    /**
      * Name
      */
     name: string;
+    /**
+     * Password
+     */
+    password: string;
 };
 
 /**
@@ -678,7 +678,7 @@ export type ReadyData = {
 
 export type ReadyErrors = {
     /**
-     * A dependency is unreachable
+     * A dependency is unreachable, or draining
      */
     503: ErrorBody;
 };
@@ -939,6 +939,10 @@ export type ChangePasswordErrors = {
      */
     403: ErrorBody;
     /**
+     * Too many requests
+     */
+    429: ErrorBody;
+    /**
      * Service temporarily unavailable
      */
     503: ErrorBody;
@@ -1046,6 +1050,10 @@ export type MfaDisableErrors = {
      */
     409: ErrorBody;
     /**
+     * Too many requests
+     */
+    429: ErrorBody;
+    /**
      * Service temporarily unavailable
      */
     503: ErrorBody;
@@ -1111,6 +1119,10 @@ export type DeleteAccountErrors = {
      * You are not allowed to do this
      */
     403: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
     /**
      * Service temporarily unavailable
      */

@@ -23,13 +23,13 @@ class RegisterIn:
     """ 
         Attributes:
             email (str):
-            password (str):
             name (str):
+            password (str):
      """
 
     email: str
-    password: str
     name: str
+    password: str
 
 
 
@@ -38,17 +38,17 @@ class RegisterIn:
     def to_dict(self) -> dict[str, Any]:
         email = self.email
 
-        password = self.password
-
         name = self.name
+
+        password = self.password
 
 
         field_dict: dict[str, Any] = {}
 
         field_dict.update({
             "email": email,
-            "password": password,
             "name": name,
+            "password": password,
         })
 
         return field_dict
@@ -60,14 +60,14 @@ class RegisterIn:
         d = dict(src_dict)
         email = d.pop("email")
 
-        password = d.pop("password")
-
         name = d.pop("name")
+
+        password = d.pop("password")
 
         register_in = cls(
             email=email,
-            password=password,
             name=name,
+            password=password,
         )
 
         return register_in

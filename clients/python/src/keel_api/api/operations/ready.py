@@ -68,7 +68,7 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
 
 ) -> Response[ErrorBody | Readiness]:
-    """ Readiness: the database (and Redis, when configured) answer
+    """ Readiness: the database (and Redis, when configured) answer; 503 while draining
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -94,7 +94,7 @@ def sync(
     client: AuthenticatedClient | Client,
 
 ) -> ErrorBody | Readiness | None:
-    """ Readiness: the database (and Redis, when configured) answer
+    """ Readiness: the database (and Redis, when configured) answer; 503 while draining
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -115,7 +115,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
 
 ) -> Response[ErrorBody | Readiness]:
-    """ Readiness: the database (and Redis, when configured) answer
+    """ Readiness: the database (and Redis, when configured) answer; 503 while draining
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -141,7 +141,7 @@ async def asyncio(
     client: AuthenticatedClient | Client,
 
 ) -> ErrorBody | Readiness | None:
-    """ Readiness: the database (and Redis, when configured) answer
+    """ Readiness: the database (and Redis, when configured) answer; 503 while draining
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
