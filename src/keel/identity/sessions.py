@@ -257,25 +257,27 @@ async def live_actor(
     expires_at: datetime | None,
 ) -> Actor:
     """The actor of a live session, with the user's current role; 401 once it has ended."""
-    key = session_cache_key(session_id)
-    state = await identity.cache.get(key)
-    if state is None:
+    async def read_state() -> bytes:
         async with identity.db.primary.connect() as conn:
             row = await repository.live_session_user(conn, family_id=session_id, user_id=user_id)
-        state = (
-            orjson.dumps(
-                {
-                    "id": str(user_id),
-                    "role": row.role,
-                    "email": row.email,
-                    "name": row.name,
-                    "createdAt": row.created_at,
-                }
-            )
-            if row
-            else DEAD
+        if row is None:
+            return DEAD
+        return orjson.dumps(
+            {
+                "id": str(user_id),
+                "role": row.role,
+                "email": row.email,
+                "name": row.name,
+                "createdAt": row.created_at,
+            }
         )
-        await identity.cache.set(key, state, ttl=identity.settings.auth_cache_ttl_seconds)
+
+    # get_or_set, not get then set: a read that began before a logout or demotion committed
+    # must not be cached after forget_sessions dropped the entry (the cache discards a value
+    # computed across an invalidation of its key), or the ended session would live on.
+    state = await identity.cache.get_or_set(
+        session_cache_key(session_id), read_state, ttl=identity.settings.auth_cache_ttl_seconds
+    )
     if state == DEAD:
         raise ended()
     profile = orjson.loads(state)
