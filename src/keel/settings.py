@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -150,12 +150,6 @@ class Settings(BaseSettings):
     backup_keep: int = Field(default=7, ge=1)
     backup_s3_endpoint_url: str | None = None  # for S3-compatible stores other than AWS
     backup_s3_region: str | None = None
-
-    @field_validator("grpc_port", "grpc_host", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # `KEEL_GRPC_PORT=` (as .env.example has it) means "no gRPC", not a parse error.
-        return None if isinstance(value, str) and not value.strip() else value
 
     # --- GraphQL (SPEC §8) -----------------------------------------------------------------
     # Introspection and GraphiQL: on outside production unless set; in production only if true.

@@ -67,7 +67,7 @@ def test_peer_addresses_and_call_names() -> None:
 
 def test_an_empty_grpc_port_means_no_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEEL_GRPC_PORT", "")
-    monkeypatch.setenv("KEEL_GRPC_HOST", " ")
+    monkeypatch.setenv("KEEL_GRPC_HOST", "")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.grpc_port is None
     assert settings.grpc_host is None

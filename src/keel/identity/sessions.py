@@ -257,6 +257,7 @@ async def live_actor(
     expires_at: datetime | None,
 ) -> Actor:
     """The actor of a live session, with the user's current role; 401 once it has ended."""
+
     async def read_state() -> bytes:
         async with identity.db.primary.connect() as conn:
             row = await repository.live_session_user(conn, family_id=session_id, user_id=user_id)
