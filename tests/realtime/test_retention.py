@@ -19,21 +19,28 @@ from keel.realtime import service
 from keel.realtime.models import Event, EventTicket
 from keel.settings import Settings
 from tests.conftest import register_user
-from tests.realtime.conftest import LiveServer, subscribe, write_event, write_events
+from tests.realtime.conftest import (
+    LiveServer,
+    numbered,
+    subscribe,
+    write_event,
+    write_events,
+)
 
 
 async def _age_events(app: FastAPI, *, through_id: int, hours: int = 25) -> None:
     async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             update(Event)
-            .where(Event.id <= through_id)
+            .where(Event.position <= through_id)
             .values(created_at=utcnow() - timedelta(hours=hours))
         )
 
 
 async def _ids(app: FastAPI) -> list[int]:
+    await numbered(app)
     async with app.state.services.database.sessions() as session:
-        return list(await session.scalars(select(Event.id).order_by(Event.id)))
+        return list(await session.scalars(select(Event.position).order_by(Event.position)))
 
 
 async def test_purge_removes_events_past_retention_and_resume_from_before_gets_resync(
@@ -65,6 +72,7 @@ async def test_unknown_or_malformed_last_event_id_gets_resync(
 ) -> None:
     user = await register_user(client)
     await write_event(app, owner_id=user.id)
+    await numbered(app)
     for bad in ("999999", "abc", "-1"):
         ws = await subscribe(live, user.access_token, last_event_id=bad)
         assert [m["type"] for m in ws.caught_up] == ["resync"]
