@@ -133,3 +133,21 @@ async def test_cli_purge_events_and_expired_tickets(
     assert "purged 1 events" in result.output
     async with app.state.services.database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(EventTicket)) == 0
+
+
+async def test_a_rewound_outbox_never_reissues_a_relayed_position(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """After a restore the database may hold fewer positions than the relay has delivered:
+    numbering continues above the relayed cursor and resumes from before it resync."""
+    user = await register_user(client)
+    await write_events(app, owner_id=user.id, count=2)
+    ids = await _ids(app)
+    hub = app.state.services.get(realtime_hub.HUB)
+    hub.cursor = ids[-1] + 100  # positions delivered before the backup was restored
+    await write_event(app, owner_id=user.id, name="after restore")
+    assert (await _ids(app))[-1] == ids[-1] + 101
+    async with app.state.services.database.sessions() as session:
+        assert await service.purged_through(session) == ids[-1] + 100
+        point = await service.resume_point(session, str(ids[-1]))
+    assert point.resync
