@@ -44,12 +44,13 @@ if [[ "$BENCH_BACKENDS" == *postgres* ]]; then
 import asyncio, os, asyncpg
 async def recreate():
     conn = await asyncpg.connect(os.environ["BENCH_PG_URL"] + "/postgres")
-    await conn.execute("DROP DATABASE IF EXISTS keel_bench_realtime WITH (FORCE)")
-    await conn.execute("CREATE DATABASE keel_bench_realtime")
+    name = os.environ.get("BENCH_PG_DB", "keel_bench") + "_realtime"
+    await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await conn.execute(f"CREATE DATABASE {name}")
     await conn.close()
 asyncio.run(recreate())
 PY
-  RT_ARGS+=(--database-url "postgresql+asyncpg://${BENCH_PG_URL#postgresql://}/keel_bench_realtime"
+  RT_ARGS+=(--database-url "postgresql+asyncpg://${BENCH_PG_URL#postgresql://}/${BENCH_PG_DB:-keel_bench}_realtime"
             --redis-url "$BENCH_REDIS_URL")
 fi
 timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" | tee bench/results/realtime.txt

@@ -35,10 +35,21 @@ SELECT id, user_id, name, description, status, created_at, updated_at FROM proje
 WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
 """
 PROFILE_SQL = "SELECT id, email, name, role, created_at FROM users WHERE id = $1 AND is_active"
+# The floor of Keel's create: the same three rows (project, audit, outbox event) in one
+# transaction -- here one statement, the fewest round trips raw asyncpg can do.
 INSERT_SQL = """
-INSERT INTO projects (id, user_id, name, description, status, version, created_at, updated_at,
-                      search_name, search_description)
-VALUES ($1, $2, $3::text, $4::text, 'active', 1, $5, $5, lower($3::text), lower($4::text))
+WITH project AS (
+  INSERT INTO projects (id, user_id, name, description, status, version, created_at,
+                        updated_at, search_name, search_description)
+  VALUES ($1, $2, $3::text, $4::text, 'active', 1, $5, $5, lower($3::text), lower($4::text))
+  RETURNING id
+), audit AS (
+  INSERT INTO audit_log (at, actor_id, action, target_type, target_id, outcome, details)
+  SELECT $5, $2, 'project.created', 'project', project.id::text, 'success', '{}'::jsonb
+  FROM project
+)
+INSERT INTO events (type, project_id, owner_id, payload, created_at)
+SELECT 'project.created', project.id, $2, $6::jsonb, $5 FROM project
 """
 
 pool: asyncpg.Pool | None = None
@@ -136,10 +147,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         data = orjson.loads(await _read_body(receive))
         now = datetime.now(UTC)
         new_id = uuid.uuid4()
-        async with pool.acquire() as conn:
-            await conn.execute(
-                INSERT_SQL, new_id, user_id, data["name"].strip(), data.get("description"), now
-            )
         row = {
             "id": new_id,
             "user_id": user_id,
@@ -149,7 +156,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "created_at": now,
             "updated_at": now,
         }
-        await _send(send, 201, orjson.dumps(_project(row)))
+        body = orjson.dumps(_project(row))
+        async with pool.acquire() as conn:
+            await conn.execute(
+                INSERT_SQL,
+                new_id,
+                user_id,
+                data["name"].strip(),
+                data.get("description"),
+                now,
+                body.decode(),
+            )
+        await _send(send, 201, body)
     elif path.startswith("/api/v1/projects/") and method == "GET":
         try:
             project_id = uuid.UUID(path.rsplit("/", 1)[1])

@@ -32,6 +32,7 @@ from keel.platform.http import PlatformMiddleware
 from keel.platform.lifecycle import InFlightMiddleware, Lifecycle
 from keel.platform.logging import configure_logging
 from keel.platform.ratelimit import ProtectionMiddleware, RateLimiter
+from keel.platform.replica import WriteFence
 from keel.platform.security import (
     Encryptor,
     PasswordHasher,
@@ -127,9 +128,8 @@ def build_services(settings: Settings) -> Services:
     """Every part of the app, wired once: platform parts as fields, features' under slots."""
     database = Database.from_settings(settings)
     metrics.instrument_engine(database.primary, tables=frozenset(Base.metadata.tables))
-    if settings.database_replica_url:
-        log.warning("replica_not_used", reason="reads are not routed to replicas yet")
     redis = create_redis(settings)
+    database.fence = WriteFence(redis)  # read-your-writes across instances (replica reads)
     l1 = MemoryCache(max_items=settings.cache_l1_max_items, ttl=settings.cache_l1_ttl_seconds)
     cache: Cache = (
         TieredCache(redis=redis, l1=l1, l2_ttl=settings.cache_l2_ttl_seconds)

@@ -141,6 +141,11 @@ async def write_event(
     return project_id
 
 
+async def numbered(app: FastAPI) -> None:
+    """Let the relay number (and deliver) what has committed, as its next pass would."""
+    await app.state.services.get(HUB).catch_up()
+
+
 async def write_events(app: FastAPI, *, owner_id: str, count: int, size: int = 0) -> None:
     """Commit `count` events in one transaction."""
     async with app.state.services.database.sessions() as session, session.begin():

@@ -13,12 +13,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from keel.platform.db import utcnow
 from keel.realtime.models import Event
 from keel.realtime.service import record_project_event
 from tests.conftest import RegisteredUser, is_postgres, promote_to_admin, register_user
 from tests.realtime.conftest import (
     LiveServer,
     create_project,
+    numbered,
     subscribe,
     write_event,
 )
@@ -115,8 +117,9 @@ async def test_resume_with_a_large_backlog_crosses_batches(
 
     user = await register_user(client)
     await write_event(app, owner_id=user.id)
+    await numbered(app)
     async with app.state.services.database.sessions() as session:
-        start = await session.scalar(select(func.max(Event.id)))
+        start = await session.scalar(select(func.max(Event.position)))
     await write_events(app, owner_id=user.id, count=1203)
     ws = await subscribe(live, user.access_token, last_event_id=str(start))
     ids = [int(e["id"]) for e in ws.caught_up]
@@ -182,7 +185,11 @@ async def test_interleaved_concurrent_transactions_are_delivered_complete_and_or
     assert ids == sorted(ids)
     assert {e["data"]["name"] for e in received} == {f"writer {i}" for i in range(count)}
     async with sessions() as session:
-        stored = list(await session.scalars(select(Event.id).order_by(Event.id)))
+        stored = list(
+            await session.scalars(
+                select(Event.position).where(Event.position.is_not(None)).order_by(Event.position)
+            )
+        )
     assert ids == stored
     # A client resuming from any delivered id gets exactly the rest.
     for cut in (0, count // 2, count - 1):
@@ -192,26 +199,85 @@ async def test_interleaved_concurrent_transactions_are_delivered_complete_and_or
     await ws.close()
 
 
-@pytest.mark.skipif(not is_postgres(), reason="the ordering lock is PostgreSQL's")
-async def test_commit_waits_for_the_outbox_lock_so_ids_follow_commit_order(
+async def test_a_slow_transaction_holds_back_no_one_and_arrives_in_one_consistent_order(
     client: httpx.AsyncClient, app: FastAPI, live: LiveServer
 ) -> None:
+    """Writers take no lock: while one transaction stays open, the others commit and are
+    delivered; the slow one follows once it commits, and every subscriber, live or
+    resuming, sees the same order."""
+    user = await register_user(client)
+    first = await subscribe(live, user.access_token)
+    admin = await register_user(client)
+    await promote_to_admin(app, admin.id)
+    watcher = await subscribe(live, await _login(client, admin))
+    sessions = app.state.services.database.sessions
+
+    async with sessions() as slow, slow.begin():
+        owner, project = uuid.UUID(user.id), uuid.uuid4()
+        if is_postgres():  # its row is written now and stays uncommitted (SQLite: one writer)
+            slow.add(
+                Event(
+                    type="project.updated",
+                    project_id=project,
+                    owner_id=owner,
+                    payload={"name": "slow"},
+                    created_at=utcnow(),
+                )
+            )
+            await slow.flush()
+        else:
+            await record_project_event(
+                slow,
+                event_type="project.updated",
+                project_id=project,
+                owner_id=owner,
+                payload={"name": "slow"},
+            )
+        # Writers in other transactions commit (and are delivered) while it is open.
+        for index in range(3):
+            await write_event(app, owner_id=user.id, name=f"fast {index}")
+        early = await first.events(3)
+        assert [e["data"]["name"] for e in early] == ["fast 0", "fast 1", "fast 2"]
+        await numbered(app)
+        async with sessions() as reader:
+            unnumbered = await reader.scalar(
+                select(func.count()).select_from(Event).where(Event.position.is_(None))
+            )
+        assert unnumbered == 0  # the open transaction's row is invisible, not in the way
+    await numbered(app)
+    late = await first.next_event()
+    assert late["data"]["name"] == "slow"
+    live_ids = [int(e["id"]) for e in [*early, late]]
+    assert live_ids == sorted(set(live_ids))
+
+    # The admin saw the same events, in the same order, with the same ids.
+    seen = [(e["id"], e["data"]["name"]) for e in await watcher.events(4)]
+    assert seen == [(e["id"], e["data"]["name"]) for e in [*early, late]]
+    # A resume from before them replays exactly that order, once.
+    resumed = await subscribe(live, user.access_token, last_event_id=str(live_ids[0] - 1))
+    assert [(e["id"], e["data"]["name"]) for e in resumed.caught_up] == seen
+    for ws in (first, watcher, resumed):
+        await ws.close()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="concurrent writers need PostgreSQL")
+async def test_writers_take_no_lock_while_the_sequencer_runs(
+    client: httpx.AsyncClient, app: FastAPI, live: LiveServer
+) -> None:
+    """A sequencer pass (of any instance) holding its lock does not block a commit; the
+    event is numbered once the pass ends."""
     from sqlalchemy import text
 
-    from keel.realtime.service import OUTBOX_LOCK_KEY
+    from keel.realtime.sequencer import SEQUENCER_LOCK_KEY
 
     user = await register_user(client)
     ws = await subscribe(live, user.access_token)
     async with app.state.services.database.primary.connect() as holder:
-        # Another transaction in the middle of its commit holds the lock.
-        await holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": OUTBOX_LOCK_KEY})
-        blocked = asyncio.create_task(write_event(app, owner_id=user.id, name="waited"))
-        await asyncio.sleep(0.3)
-        assert not blocked.done()
+        await holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEQUENCER_LOCK_KEY})
+        await asyncio.wait_for(write_event(app, owner_id=user.id, name="unblocked"), 10)
         await holder.rollback()
-    await blocked
     event = await ws.next_event()
-    assert event["data"]["name"] == "waited"
+    assert event["data"]["name"] == "unblocked"
     await ws.close()
 
 

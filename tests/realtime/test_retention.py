@@ -19,21 +19,28 @@ from keel.realtime import service
 from keel.realtime.models import Event, EventTicket
 from keel.settings import Settings
 from tests.conftest import register_user
-from tests.realtime.conftest import LiveServer, subscribe, write_event, write_events
+from tests.realtime.conftest import (
+    LiveServer,
+    numbered,
+    subscribe,
+    write_event,
+    write_events,
+)
 
 
 async def _age_events(app: FastAPI, *, through_id: int, hours: int = 25) -> None:
     async with app.state.services.database.sessions() as session, session.begin():
         await session.execute(
             update(Event)
-            .where(Event.id <= through_id)
+            .where(Event.position <= through_id)
             .values(created_at=utcnow() - timedelta(hours=hours))
         )
 
 
 async def _ids(app: FastAPI) -> list[int]:
+    await numbered(app)
     async with app.state.services.database.sessions() as session:
-        return list(await session.scalars(select(Event.id).order_by(Event.id)))
+        return list(await session.scalars(select(Event.position).order_by(Event.position)))
 
 
 async def test_purge_removes_events_past_retention_and_resume_from_before_gets_resync(
@@ -65,6 +72,7 @@ async def test_unknown_or_malformed_last_event_id_gets_resync(
 ) -> None:
     user = await register_user(client)
     await write_event(app, owner_id=user.id)
+    await numbered(app)
     for bad in ("999999", "abc", "-1"):
         ws = await subscribe(live, user.access_token, last_event_id=bad)
         assert [m["type"] for m in ws.caught_up] == ["resync"]
@@ -125,3 +133,21 @@ async def test_cli_purge_events_and_expired_tickets(
     assert "purged 1 events" in result.output
     async with app.state.services.database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(EventTicket)) == 0
+
+
+async def test_a_rewound_outbox_never_reissues_a_relayed_position(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """After a restore the database may hold fewer positions than the relay has delivered:
+    numbering continues above the relayed cursor and resumes from before it resync."""
+    user = await register_user(client)
+    await write_events(app, owner_id=user.id, count=2)
+    ids = await _ids(app)
+    hub = app.state.services.get(realtime_hub.HUB)
+    hub.cursor = ids[-1] + 100  # positions delivered before the backup was restored
+    await write_event(app, owner_id=user.id, name="after restore")
+    assert (await _ids(app))[-1] == ids[-1] + 101
+    async with app.state.services.database.sessions() as session:
+        assert await service.purged_through(session) == ids[-1] + 100
+        point = await service.resume_point(session, str(ids[-1]))
+    assert point.resync

@@ -36,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from keel.platform.errors import ServiceUnavailable
+from keel.platform.replica import ACTOR_KEY, REPLAY_KEY, WriteFence, parse_lsn
 from keel.platform.unreachable import DATABASE_OUTAGE
 from keel.settings import Settings
 
@@ -197,14 +198,17 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
 
 @dataclass
 class Database:
-    """The engine and session factory the app uses; built once in create_app.
+    """The engines and session factories the app uses; built once in create_app.
 
-    KEEL_DATABASE_REPLICA_URL is accepted but not used yet: every read goes to the primary
-    until reads can be routed to a replica with read-your-writes (the README says so).
+    With KEEL_DATABASE_REPLICA_URL, `read_sessions` opens read-only endpoints' sessions on the
+    replica, except for a user whose last write the replica has not replayed yet.
     """
 
     primary: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    replica: AsyncEngine | None = None
+    replica_sessions: async_sessionmaker[AsyncSession] | None = None
+    fence: WriteFence = field(default_factory=lambda: WriteFence(None))
     # Named signals a part of the app listens to (the event relay: "events committed"),
     # sent by after-commit work; kept here so that no module-level registry is needed.
     _listeners: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
@@ -217,7 +221,38 @@ class Database:
         )
         database = cls(primary=primary, sessions=factory)
         factory.configure(info={_DATABASE: database})
+        if settings.database_replica_url:
+            database.replica = create_engine(settings, settings.database_replica_url)
+            database.replica_sessions = async_sessionmaker(
+                database.replica,
+                expire_on_commit=False,
+                autoflush=False,
+                sync_session_class=KeelSession,
+                info={_DATABASE: database},
+            )
         return database
+
+    async def read_sessions(
+        self, user_id: uuid.UUID
+    ) -> tuple[async_sessionmaker[AsyncSession], int | None]:
+        """Where `user_id` reads now: the replica (and its replay position) unless it has not
+        replayed the user's last write yet, or no replica is configured (then the primary)."""
+        if self.replica is None or self.replica_sessions is None:
+            return self.sessions, None
+        needed = await self.fence.user_lsn(user_id)
+        if needed is None:
+            return self.sessions, None
+        async with self.replica.connect() as conn:
+            raw = await conn.scalar(text(_REPLAY_LSN))
+        replayed = parse_lsn(raw) if raw else 0
+        if replayed < needed:
+            return self.sessions, None
+        return self.replica_sessions, replayed
+
+    async def record_write(self, session: AsyncSession) -> None:
+        """After a commit, remember the primary's WAL position for read-your-writes."""
+        raw = await session.scalar(text("SELECT pg_current_wal_lsn()::text"))
+        await self.fence.record(user_id=session.info.get(ACTOR_KEY), lsn=parse_lsn(raw))
 
     def connect(self, signal: str, listener: Callable[[], None]) -> None:
         self._listeners.setdefault(signal, []).append(listener)
@@ -245,6 +280,26 @@ class Database:
 
     async def dispose(self) -> None:
         await self.primary.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()
+
+
+# The replica's replay position (a primary given as "replica" counts its own WAL).
+_REPLAY_LSN = (
+    "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    " ELSE pg_current_wal_lsn() END)::text"
+)
+
+
+async def may_fill_cache(session: AsyncSession) -> bool:
+    """Whether what this session reads may go into the shared cache: always on the primary;
+    on the replica only if it had replayed every write recorded so far (ask after fetching
+    the cache key, before reading: a write that renewed the key is then recorded)."""
+    replayed: int | None = session.info.get(REPLAY_KEY)
+    if replayed is None:
+        return True
+    newest = await database_of(session).fence.newest()
+    return newest is not None and replayed >= newest
 
 
 def database_of(session: AsyncSession | Session) -> Database:
@@ -273,6 +328,14 @@ async def transaction(
             async with session.begin():
                 yield session
             DATABASE_OUTAGE.recovered()
+            database: Database | None = session.info.get(_DATABASE)
+            if (
+                database is not None
+                and database.replica is not None
+                and _READY in session.info
+                and REPLAY_KEY not in session.info
+            ):
+                await database.record_write(session)
             await _run_pending(session)
     # A pool timeout propagates as is: keel.platform.errors renders it as a 503 wherever it
     # happens, in this transaction or in one a service opened itself.
@@ -287,6 +350,7 @@ async def transaction(
 
 async def set_rls_actor(session: AsyncSession, *, user_id: uuid.UUID, role: str) -> None:
     """Tell PostgreSQL row-level security who acts in this transaction (no-op on SQLite)."""
+    session.info[ACTOR_KEY] = user_id
     if session.get_bind().dialect.name != "postgresql":
         return
     await session.execute(

@@ -15,6 +15,7 @@ from keel.platform.actor import Actor, RequestContext, VerifiedToken
 from keel.platform.auth import AUTHENTICATOR
 from keel.platform.db import transaction
 from keel.platform.errors import Forbidden, Unauthorized
+from keel.platform.replica import REPLAY_KEY
 from keel.platform.services import Services, Slot, services_of
 
 T = TypeVar("T")
@@ -90,3 +91,16 @@ async def get_admin_actor(actor: Annotated[Actor, Depends(get_current_actor)]) -
 
 CurrentActor = Annotated[Actor, Depends(get_current_actor)]
 AdminActor = Annotated[Actor, Depends(get_admin_actor)]
+
+
+async def get_read_session(request: Request, actor: CurrentActor) -> AsyncIterator[AsyncSession]:
+    """A transaction for a read-only endpoint: on the replica when one is configured and has
+    replayed the caller's last write, else on the primary (read-your-writes)."""
+    factory, replayed = await services_of(request.app).database.read_sessions(actor.user_id)
+    async with transaction(factory) as session:
+        if replayed is not None:
+            session.info[REPLAY_KEY] = replayed
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

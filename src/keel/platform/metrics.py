@@ -73,6 +73,14 @@ WEBSOCKET_CONNECTIONS = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+# The event relay sets it after each pass: how long the oldest event it handled had waited
+# since its commit (0 when nothing was waiting).
+OUTBOX_RELAY_LAG = Gauge(
+    "outbox_relay_lag_seconds",
+    "Seconds from an event's commit to its relay by this instance (oldest of the last pass)",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
 RATE_LIMIT_REJECTIONS = Counter(
     "rate_limit_rejections", "Requests rejected with 429 by the rate limiter", registry=REGISTRY
 )

@@ -64,6 +64,9 @@ class ProjectCache:
         token = await self.token(scope)
         return f"projects:list:{scope}:{token}:{fingerprint}:{limit}"
 
+    async def get(self, key: str) -> bytes | None:
+        return await self._cache.get(key)
+
     async def get_project(self, key: str) -> CachedProject | None:
         raw = await self._cache.get(key)
         return None if raw is None else CachedProject.decode(raw)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from keel.platform.deps import ContextDep, CurrentActor, SessionDep, part
+from keel.platform.deps import ContextDep, CurrentActor, ReadSessionDep, SessionDep, part
 from keel.platform.errors import (
     NotFound,
     PreconditionFailed,
@@ -84,7 +84,7 @@ def _project_response(outcome: WriteOutcome) -> Response:
 )
 async def list_projects(
     actor: CurrentActor,
-    session: SessionDep,
+    session: ReadSessionDep,
     runtime: RuntimeDep,
     page: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Default 1")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -185,7 +185,7 @@ async def create_project(
 async def get_project(
     id: str,
     actor: CurrentActor,
-    session: SessionDep,
+    session: ReadSessionDep,
     runtime: RuntimeDep,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1024)] = None,
 ) -> Response:

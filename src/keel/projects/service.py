@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.audit import service as audit
 from keel.platform.actor import Actor, RequestContext
 from keel.platform.cache import Cache
-from keel.platform.db import set_rls_actor, utcnow
+from keel.platform.db import may_fill_cache, set_rls_actor, utcnow
 from keel.platform.errors import ErrorDetail, NotFound, PreconditionFailed, ValidationFailed
 from keel.platform.security import derive_key
 from keel.platform.services import Slot
@@ -104,6 +104,8 @@ async def list_visible_projects(
     key = await runtime.cache.page_key(
         owner_id=filters.owner_id, fingerprint=issued_for, limit=query.limit
     )
+    if not await may_fill_cache(session):  # a replica behind the newest write
+        return await runtime.cache.get(key) or await render()
     return await runtime.cache.get_or_set(key, render)
 
 
@@ -121,6 +123,7 @@ async def get_project(
         if not actor.is_admin and cached.owner_id != actor.user_id:
             raise NotFound("Project not found")
         return cached
+    fillable = await may_fill_cache(session)  # after the key, before the read
     await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
     row = await repository.get_live_project(
         session, project_id, owner_id=None if actor.is_admin else actor.user_id
@@ -133,7 +136,8 @@ async def get_project(
         owner_id=mapping["user_id"],
         body=orjson.dumps(project_json(mapping)),
     )
-    await runtime.cache.put_project(key, found)
+    if fillable:
+        await runtime.cache.put_project(key, found)
     return found
 
 

@@ -169,7 +169,7 @@ class EventStreams:
                 continue
             for row in rows:
                 yield service.to_outgoing(row)
-                cursor = row.id
+                cursor = row.position or cursor
             if len(rows) == BATCH:
                 continue
             # Every event up to `relayed_through` had committed before the query ran.

@@ -3,9 +3,10 @@ subscribers connected to this instance.
 
 The relay wakes when a commit in this process writes events, when another instance
 announces one on the bus, and on a slow poll (the safety net when the bus drops a
-message). It reads `id > cursor` in id order, which is commit order (see service.py), so it
-never skips a late commit. Each subscriber has a bounded queue; one that falls behind is
-closed with a "resume" code instead of growing without bound or slowing the others.
+message). Each pass first numbers committed events (the sequencer, ADR 0011), then reads
+`position > cursor` in position order, so it never skips a late commit. Each subscriber has
+a bounded queue; one that falls behind is closed with a "resume" code instead of growing
+without bound or slowing the others.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from keel.platform.bus import Bus
 from keel.platform.cache import Cache
 from keel.platform.db import Database, utcnow
+from keel.platform.metrics import OUTBOX_RELAY_LAG
 from keel.platform.services import Slot
 from keel.platform.tasks import cancel_and_wait
-from keel.realtime import service
+from keel.realtime import sequencer, service
+from keel.realtime.models import Event
 from keel.realtime.service import OutgoingEvent, Viewer
 from keel.settings import Settings
 
@@ -204,6 +207,7 @@ class EventHub:
         self._by_session: dict[str, set[Subscriber]] = {}
         self._watching: set[int] = set()
         self._wake = asyncio.Event()
+        self._passes = asyncio.Lock()  # one relay pass at a time (the relay, tests, CLI)
         self._announce = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -315,8 +319,8 @@ class EventHub:
             loop.call_soon_threadsafe(self._local_commit)
 
     def _local_commit(self) -> None:
+        # The relay announces to the other instances once it has numbered the events.
         self._wake.set()
-        self._announce.set()
 
     async def _relay(self) -> None:
         while True:
@@ -335,15 +339,40 @@ class EventHub:
                 await asyncio.sleep(1)
 
     async def catch_up(self) -> None:
-        """Read and dispatch everything committed after the relay's cursor."""
+        """Number what has committed, then dispatch everything after the relay's cursor."""
+        async with self._passes:
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        oldest: datetime | None = None
+        while True:
+            async with self._database.transaction() as session:
+                numbered = await sequencer.assign_positions(session, floor=self.cursor, limit=BATCH)
+            if numbered:
+                self._announce.set()  # the other instances read what this pass numbered
+            if numbered and numbered[0].position == self.cursor + 1:
+                oldest = _older(oldest, self._dispatch_rows(numbered))
+            else:  # another instance numbered some events first: read them in order
+                oldest = _older(oldest, await self._read_after_cursor())
+            if len(numbered) < BATCH:
+                break
+        OUTBOX_RELAY_LAG.set(0.0 if oldest is None else (utcnow() - oldest).total_seconds())
+
+    async def _read_after_cursor(self) -> datetime | None:
+        oldest: datetime | None = None
         while True:
             async with self._database.sessions() as session:
                 rows = await service.events_after(session, after_id=self.cursor, limit=BATCH)
-            for row in rows:
-                self.dispatch(service.to_outgoing(row))
-                self.cursor = row.id
+            oldest = _older(oldest, self._dispatch_rows(rows))
             if len(rows) < BATCH:
-                return
+                return oldest
+
+    def _dispatch_rows(self, rows: Sequence[Event]) -> datetime | None:
+        """Dispatch numbered rows in position order; the commit time of the first one."""
+        for row in rows:
+            self.dispatch(service.to_outgoing(row))
+            self.cursor = row.position or self.cursor
+        return rows[0].created_at if rows else None
 
     async def _listen(self, subscribed: asyncio.Event) -> None:
         while True:
@@ -383,6 +412,12 @@ class EventHub:
                 )
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("event_purge_failed", error=type(exc).__name__)
+
+
+def _older(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None or second is None:
+        return first or second
+    return min(first, second)
 
 
 HUB: Slot[EventHub] = Slot("realtime")

@@ -6,22 +6,34 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, LargeBinary, String
+from sqlalchemy import BigInteger, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keel.platform.db import Base, BigIntPK, JSONType, UTCDateTime, UUIDType, utcnow
 
 
 class Event(Base):
-    """One committed change. Ids are assigned in commit order (see realtime/service.py)."""
+    """One change, written in its transaction without any lock.
+
+    `id` only identifies the row. `position` is what clients see as the event id: the relay
+    assigns it after the commit, in one total order (ADR 0011, realtime/sequencer.py).
+    """
 
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_created_at", "created_at"),
-        Index("ix_events_owner_id_id", "owner_id", "id"),
+        Index("uq_events_position", "position", unique=True),
+        Index("ix_events_owner_id_position", "owner_id", "position"),
+        Index(
+            "ix_events_unsequenced",
+            "id",
+            postgresql_where=text("position IS NULL"),
+            sqlite_where=text("position IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     type: Mapped[str] = mapped_column(String(64), nullable=False)
     project_id: Mapped[uuid.UUID] = mapped_column(UUIDType, nullable=False)
     owner_id: Mapped[uuid.UUID] = mapped_column(UUIDType, nullable=False)

@@ -1,11 +1,10 @@
 """Realtime events: the transactional outbox other features write to, and reading it back.
 
-Ordering guarantee: outbox ids are assigned in *commit order*. Events are held in the
-session until commit; just before the commit the session takes a transaction-scoped
-advisory lock (PostgreSQL) and only then inserts them, so the lock is held from id
-allocation until the commit is visible. A reader that sees id N therefore already sees
-every committed id below N, and "every id > my cursor" never skips a late commit. SQLite
-serialises writers itself, so there the order holds without a lock.
+Ordering guarantee (ADR 0011): writers insert events in their own transaction and take no
+lock. The client-visible event id is the row's `position`, which the relay's sequencer
+(realtime/sequencer.py) assigns after the commit, one pass at a time, above every position
+given before. Readers follow positions only, so "every position > my cursor" never skips
+a late commit and every reader sees the same order.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import delete, event, func, select, text, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -28,8 +27,6 @@ from keel.realtime.models import Event, EventTicket, EventWatermark
 
 ProjectEventType = Literal["project.created", "project.updated", "project.deleted"]
 
-# Arbitrary constant: the one advisory lock that orders outbox writers ('keel' in ASCII).
-OUTBOX_LOCK_KEY = 0x6B65656C
 PURGED_WATERMARK = "purged"
 _PENDING = "keel.realtime.pending_events"
 
@@ -45,9 +42,9 @@ async def record_project_event(
     """Append an event to the outbox in the caller's transaction.
 
     It becomes visible to subscribers only if that transaction commits. `payload` is the
-    project as the API shows it (camelCase JSON-ready dict). The row is inserted at
-    commit time (to order ids by commit), so it is not visible to queries in the same
-    transaction.
+    project as the API shows it (camelCase JSON-ready dict). The row is inserted just
+    before the commit (one flush for all of the transaction's events), so it is not
+    visible to queries in the same transaction.
     """
     # Any: JSON-ready payload values.
     pending: list[Event] = session.info.setdefault(_PENDING, [])
@@ -64,9 +61,6 @@ def _write_pending_events(session: Session) -> None:
     pending: list[Event] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        # Held until the commit is visible: ids are allocated in commit order.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK_KEY})
     now = utcnow()
     for item in pending:
         item.created_at = now
@@ -74,7 +68,7 @@ def _write_pending_events(session: Session) -> None:
     database = database_of(session)
 
     async def announce() -> None:
-        # Wakes this instance's relay, which also tells the other instances.
+        # Wakes this instance's relay, which numbers the events and tells the other instances.
         database.send(EVENTS_COMMITTED)
 
     after_commit(session, announce, key=EVENTS_COMMITTED)
@@ -106,7 +100,7 @@ class Viewer:
 class OutgoingEvent:
     """A committed event, serialised once and shared by every subscriber that gets it."""
 
-    id: int
+    id: int  # the position (the client-visible event id)
     type: str
     owner_id: uuid.UUID
     project_id: uuid.UUID
@@ -118,14 +112,16 @@ class OutgoingEvent:
 
 
 def to_outgoing(row: Event) -> OutgoingEvent:
+    """A numbered event as subscribers receive it."""
+    assert row.position is not None, "only numbered events are delivered"
     body = {
-        "id": str(row.id),
+        "id": str(row.position),
         "type": row.type,
         "data": row.payload,
         "timestamp": iso_z(row.created_at),
     }
     return OutgoingEvent(
-        id=row.id,
+        id=row.position,
         type=row.type,
         owner_id=row.owner_id,
         project_id=row.project_id,
@@ -134,8 +130,8 @@ def to_outgoing(row: Event) -> OutgoingEvent:
 
 
 async def latest_event_id(session: AsyncSession) -> int:
-    """The highest id ever committed (including purged ones)."""
-    newest = await session.scalar(select(func.max(Event.id)))
+    """The highest position ever given (including purged ones)."""
+    newest = await session.scalar(select(func.max(Event.position)))
     return max(newest or 0, await purged_through(session))
 
 
@@ -149,8 +145,8 @@ async def purged_through(session: AsyncSession) -> int:
 async def events_after(
     session: AsyncSession, *, after_id: int, viewer: Viewer | None = None, limit: int = 500
 ) -> Sequence[Event]:
-    """Committed events with id > after_id in id (= commit) order, visible to `viewer`."""
-    query = select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
+    """Numbered events with position > after_id in position order, visible to `viewer`."""
+    query = select(Event).where(Event.position > after_id).order_by(Event.position).limit(limit)
     if viewer is not None:
         if not viewer.is_admin:
             query = query.where(Event.owner_id == viewer.user_id)
@@ -184,24 +180,28 @@ async def resume_point(session: AsyncSession, last_event_id: str | None) -> Resu
 
 
 async def purge_events(session: AsyncSession, *, older_than: datetime) -> int:
-    """Delete outbox rows created before `older_than`, as one contiguous id prefix.
+    """Delete numbered outbox rows created before `older_than`, as one contiguous position
+    prefix.
 
-    Records the highest purged id so that resumes from before it get a resync. The newest
-    row is always kept, so SQLite (which may reuse the highest rowid) never reissues an id.
+    Records the highest purged position so that resumes from before it get a resync. The
+    newest row is always kept, so the next position is never one already given.
     """
-    newest = await session.scalar(select(func.max(Event.id)))
-    through = await session.scalar(select(func.max(Event.id)).where(Event.created_at < older_than))
+    newest = await session.scalar(select(func.max(Event.position)))
+    through = await session.scalar(
+        select(func.max(Event.position)).where(Event.created_at < older_than)
+    )
     if newest is None or through is None:
         return 0
     through = min(through, newest - 1)
     if through <= 0:
         return 0
-    result = await session.execute(delete(Event).where(Event.id <= through))
-    await _raise_watermark(session, through)
+    result = await session.execute(delete(Event).where(Event.position <= through))
+    await raise_purged_watermark(session, through)
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _raise_watermark(session: AsyncSession, value: int) -> None:
+async def raise_purged_watermark(session: AsyncSession, value: int) -> None:
+    """Resumes from a position at or below `value` get a resync from now on."""
     result = await session.execute(
         update(EventWatermark)
         .where(EventWatermark.name == PURGED_WATERMARK, EventWatermark.value < value)
@@ -215,7 +215,7 @@ async def _raise_watermark(session: AsyncSession, value: int) -> None:
         async with session.begin_nested():
             session.add(EventWatermark(name=PURGED_WATERMARK, value=value))
     except IntegrityError:  # another instance inserted it first; raise it instead
-        await _raise_watermark(session, value)
+        await raise_purged_watermark(session, value)
 
 
 async def purge_expired_tickets(session: AsyncSession) -> int:
