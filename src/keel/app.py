@@ -17,6 +17,7 @@ from keel.account import routes as account_routes
 from keel.audit import routes as audit_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
+from keel.jobs.engine import JOBS, JobEngine
 from keel.models import Base
 from keel.platform import health, metrics
 from keel.platform.auth import AUTHENTICATOR
@@ -41,6 +42,9 @@ from keel.realtime import routes as realtime_routes
 from keel.realtime.hub import HUB, EventHub
 from keel.realtime.tickets import TICKETS, create_ticket_store
 from keel.settings import Settings, load_settings
+from keel.webhooks import routes as webhook_routes
+from keel.webhooks.dispatch import DISPATCHER, Dispatcher
+from keel.webhooks.service import WEBHOOKS, WebhooksRuntime
 
 log = structlog.get_logger("keel.app")
 
@@ -175,6 +179,11 @@ def build_services(settings: Settings) -> Services:
             ttl_seconds=settings.sse_ticket_ttl_seconds,
         ),
     )
+    jobs = JobEngine(settings=settings, database=database)
+    services.provide(JOBS, jobs)
+    webhooks = WebhooksRuntime(settings=settings, encryptor=services.encryptor)
+    services.provide(WEBHOOKS, webhooks)
+    services.provide(DISPATCHER, Dispatcher.wire(database=database, runtime=webhooks, jobs=jobs))
     return services
 
 
@@ -182,11 +191,15 @@ async def start_services(services: Services) -> None:
     if isinstance(services.cache, TieredCache):
         await services.cache.start()
     await services.get(HUB).start()
+    await services.get(JOBS).start()
+    await services.get(DISPATCHER).start()
 
 
 async def stop_services(services: Services) -> None:
     """Each step is bounded: a stuck close (a Redis reader, a pool) must not hang the whole
     shutdown, and the log names the step that overran."""
+    await _bounded("webhooks", services.get(DISPATCHER).stop())
+    await _bounded("jobs", services.get(JOBS).stop())
     await _bounded("realtime", services.get(HUB).stop())
     await close_services(services)
 
@@ -236,6 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
+    app.include_router(webhook_routes.router)
 
     if settings.cors_origins:
         app.add_middleware(
