@@ -4,6 +4,7 @@ and deduplicates by `webhook-id` like a careful consumer."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Received:
     headers: dict[str, str]
     body: str
+    path: str = "/hook"
 
 
 @dataclass
@@ -23,6 +25,8 @@ class Receiver:
     port: int = 0
     fail_first: int = 0
     status: int = 204
+    # Seconds the first request is held before the answer (to kill the sender meanwhile).
+    hold_first: float = 0.0
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,9 +61,16 @@ def run_receiver(receiver: Receiver | None = None) -> Iterator[Receiver]:
             body = self.rfile.read(length).decode()
             with state.lock:
                 state.requests.append(
-                    Received(headers={k.lower(): v for k, v in self.headers.items()}, body=body)
+                    Received(
+                        headers={k.lower(): v for k, v in self.headers.items()},
+                        body=body,
+                        path=self.path,
+                    )
                 )
                 failing = len(state.requests) <= state.fail_first
+                hold = state.hold_first if len(state.requests) == 1 else 0.0
+            if hold:
+                time.sleep(hold)
             self.send_response(500 if failing else state.status)
             self.send_header("content-length", "0")
             self.end_headers()

@@ -40,10 +40,12 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
         return "a cloud metadata address"
     if address.is_link_local:
         return "a link-local address"
-    if address.is_unspecified or address.is_multicast or address.is_reserved:
-        return "an unspecified, multicast or reserved address"
-    if address.is_loopback or address.is_private or not address.is_global:
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_loopback or address.is_private:
         return None if allow_private else "a loopback or private address"
+    if address.is_multicast or address.is_reserved or not address.is_global:
+        return "a multicast, reserved or non-global address"
     return None
 
 

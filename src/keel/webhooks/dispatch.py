@@ -1,11 +1,12 @@
-"""From committed events to signed HTTP requests: the fan-out and the per-project drain job.
+"""From committed events to signed HTTP requests: the fan-out and the drain job.
 
 The fan-out reads the outbox after a durable cursor (realtime's `events_after`, in commit
 order) and, in one transaction with the cursor's advance, writes a delivery per matching
-endpoint and enqueues a drain job per (endpoint, project). A drain job sends that project's
-pending deliveries to that endpoint oldest first, one at a time (the engine runs one job per
-partition at once, across instances), and asks the engine to wake it again when the head
-delivery's next retry is due: a failing delivery holds back the later ones of its project.
+endpoint and enqueues a drain job for each endpoint touched (one requested at a time). The
+engine runs one drain per endpoint at once, across instances (the endpoint is the job's
+partition). A drain sends only each project's oldest pending delivery, so one project's
+events reach the endpoint in order, and a delivery waiting for its retry holds back the
+later ones of its project, not those of other projects.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ async def fan_out(database: Database, *, batch: int = FANOUT_BATCH) -> int:
         by_owner: dict[uuid.UUID, list[WebhookEndpoint]] = {}
         for endpoint in endpoints:
             by_owner.setdefault(endpoint.user_id, []).append(endpoint)
-        partitions: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        touched: dict[uuid.UUID, WebhookEndpoint] = {}
         now = utcnow()
         for event in events:
             for endpoint in by_owner.get(event.owner_id, ()):
@@ -69,15 +70,10 @@ async def fan_out(database: Database, *, batch: int = FANOUT_BATCH) -> int:
                         created_at=now,
                     )
                 )
-                partitions.add((endpoint.id, event.project_id))
+                touched[endpoint.id] = endpoint
         cursor.value = events[-1].id
-        for endpoint_id, project_id in sorted(partitions):
-            await schedule_drain(
-                session,
-                endpoint_id=endpoint_id,
-                project_id=project_id,
-                reason=f"event:{cursor.value}",
-            )
+        for endpoint in touched.values():
+            await schedule_drain(session, endpoint=endpoint)
         return len(events)
 
 
@@ -130,82 +126,93 @@ class Dispatcher:
                 log.warning("webhook_fanout_failed", error_type=type(exc).__name__)
 
     async def drain(self, payload: Payload) -> Retry | None:
-        """The `webhooks.drain` job: send one project's pending deliveries in order."""
+        """The `webhooks.drain` job: send the endpoint's due deliveries, each project's in
+        order; ask to run again when the earliest retry is due."""
         endpoint_id = uuid.UUID(str(payload["endpoint"]))
-        project_id = uuid.UUID(str(payload["project"]))
+        async with self.database.transaction() as session:
+            endpoint = await session.get(WebhookEndpoint, endpoint_id)
+            if endpoint is None:
+                return None
+            # From here on, new deliveries request a new drain (queued behind this one).
+            endpoint.drain_requested_at = None
         while True:
             async with self.database.transaction() as session:
                 endpoint = await session.get(WebhookEndpoint, endpoint_id)
                 if endpoint is None:
                     return None
-                head = await repository.queue_head(
-                    session, endpoint_id=endpoint_id, project_id=project_id
-                )
-                if head is None:
-                    return None
                 if not endpoint.is_active:
                     await repository.fail_pending(session, endpoint_id)
                     return None
-                if head.next_attempt_at is not None and head.next_attempt_at > utcnow():
-                    return Retry((head.next_attempt_at - utcnow()).total_seconds())
+                heads = await repository.queue_heads(session, endpoint_id)
                 target = Target(
                     url=endpoint.url,
                     require_https=self.runtime.require_https,
                     allow_private=self.runtime.settings.webhook_allow_private_targets,
                 )
                 secret = self.runtime.unseal(endpoint)
-                delivery_id, body = head.id, head.body
-            result = await send(
-                self.runtime.client,
-                target=target,
-                body=body,
-                headers=headers(
-                    secret=secret,
-                    message_id=delivery_id,
-                    timestamp=int(utcnow().timestamp()),
-                    body=body,
-                ),
-                deadline_seconds=self.runtime.settings.webhook_timeout_seconds,
-            )
-            wait = await self._record(delivery_id, result)
-            if wait is not None:
-                return Retry(wait)
-
-    async def _record(self, delivery_id: str, result: AttemptResult) -> float | None:
-        """Store the attempt; returns the wait before the next try, None to go on."""
-        settings = self.runtime.settings
-        async with self.database.transaction() as session:
-            delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
-            if delivery is None:
-                return None
-            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
             now = utcnow()
-            session.add(
-                WebhookAttempt(
-                    delivery_id=delivery_id,
-                    at=now,
-                    status_code=result.status_code,
-                    duration_ms=result.duration_ms,
-                    error=result.error,
+            due = [h for h in heads if h.next_attempt_at is None or h.next_attempt_at <= now]
+            if not due:
+                waits = [
+                    (h.next_attempt_at - now).total_seconds() for h in heads if h.next_attempt_at
+                ]
+                return Retry(min(waits)) if waits else None
+            # Heads of different projects are independent: send them together.
+            results = await asyncio.gather(
+                *(
+                    send(
+                        self.runtime.client,
+                        target=target,
+                        body=head.body,
+                        headers=headers(
+                            secret=secret,
+                            message_id=head.id,
+                            timestamp=int(utcnow().timestamp()),
+                            body=head.body,
+                        ),
+                        deadline_seconds=self.runtime.settings.webhook_timeout_seconds,
+                    )
+                    for head in due
                 )
             )
-            if result.succeeded:
-                delivery.status = "succeeded"
-                delivery.next_attempt_at = None
+            await self._record(list(zip((h.id for h in due), results, strict=True)))
+
+    async def _record(self, outcomes: list[tuple[str, AttemptResult]]) -> None:
+        """Store the attempts and move each delivery on: done, retry later, or failed."""
+        delays = self.runtime.settings.webhook_retry_delays
+        async with self.database.transaction() as session:
+            for delivery_id, result in outcomes:
+                delivery = await session.get(WebhookDelivery, delivery_id)
+                if delivery is None:
+                    continue
+                endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+                now = utcnow()
+                session.add(
+                    WebhookAttempt(
+                        delivery_id=delivery_id,
+                        at=now,
+                        status_code=result.status_code,
+                        duration_ms=result.duration_ms,
+                        error=result.error,
+                    )
+                )
+                if result.succeeded:
+                    delivery.status = "succeeded"
+                    delivery.next_attempt_at = None
+                    if endpoint is not None:
+                        endpoint.failing_since = None
+                    continue
+                delivery.failures += 1
                 if endpoint is not None:
-                    endpoint.failing_since = None
-                return None
-            delivery.failures += 1
-            delays = settings.webhook_retry_delays
-            if endpoint is not None:
-                self._note_failure(endpoint, result=result)
-            if delivery.failures > len(delays) or (endpoint is not None and not endpoint.is_active):
-                delivery.status = "failed"
-                delivery.next_attempt_at = None
-                return None
-            wait = delays[delivery.failures - 1]
-            delivery.next_attempt_at = now + timedelta(seconds=wait)
-            return wait
+                    self._note_failure(endpoint, result=result)
+                if delivery.failures > len(delays) or (
+                    endpoint is not None and not endpoint.is_active
+                ):
+                    delivery.status = "failed"
+                    delivery.next_attempt_at = None
+                else:
+                    wait = delays[delivery.failures - 1]
+                    delivery.next_attempt_at = now + timedelta(seconds=wait)
 
     def _note_failure(self, endpoint: WebhookEndpoint, *, result: AttemptResult) -> None:
         current = utcnow()

@@ -42,6 +42,8 @@ class WebhookEndpoint(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     # Start of the current run of failed attempts (null after a success).
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When a drain job was last requested and has not started yet (coalesces requests).
+    drain_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Events up to this outbox id were committed before the endpoint existed.
     since_event_id: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from keel.webhooks.models import (
     WebhookAttempt,
@@ -64,21 +65,33 @@ async def attempts_of(
     return found
 
 
-async def queue_head(
-    session: AsyncSession, *, endpoint_id: uuid.UUID, project_id: uuid.UUID
-) -> WebhookDelivery | None:
-    """The oldest pending delivery of one project at one endpoint (they go out in order)."""
+async def queue_heads(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, limit: int = 50
+) -> Sequence[WebhookDelivery]:
+    """The oldest pending delivery of each project at one endpoint, oldest first: only a
+    project's head may be sent (one project's events go out in order)."""
+    earlier = aliased(WebhookDelivery)
+    older_pending = (
+        select(earlier.id)
+        .where(
+            earlier.endpoint_id == WebhookDelivery.endpoint_id,
+            earlier.project_id == WebhookDelivery.project_id,
+            earlier.status == "pending",
+            earlier.event_id < WebhookDelivery.event_id,
+        )
+        .exists()
+    )
     query = (
         select(WebhookDelivery)
         .where(
             WebhookDelivery.endpoint_id == endpoint_id,
-            WebhookDelivery.project_id == project_id,
             WebhookDelivery.status == "pending",
+            ~older_pending,
         )
         .order_by(WebhookDelivery.event_id)
-        .limit(1)
+        .limit(limit)
     )
-    return (await session.scalars(query)).first()
+    return (await session.scalars(query)).all()
 
 
 async def fail_pending(session: AsyncSession, endpoint_id: uuid.UUID) -> None:

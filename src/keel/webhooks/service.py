@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -216,21 +216,24 @@ async def list_deliveries(
     ]
 
 
-def drain_partition(endpoint_id: uuid.UUID, project_id: uuid.UUID) -> str:
-    return f"{endpoint_id}:{project_id}"
+# A drain requested this long ago and still not started is presumed lost: request another.
+DRAIN_REQUEST_STALE = timedelta(minutes=5)
 
 
-async def schedule_drain(
-    session: AsyncSession, *, endpoint_id: uuid.UUID, project_id: uuid.UUID, reason: str
-) -> None:
-    """Enqueue (in this transaction) the job that sends one project's deliveries in order."""
-    partition = drain_partition(endpoint_id, project_id)
+async def schedule_drain(session: AsyncSession, *, endpoint: WebhookEndpoint) -> None:
+    """Enqueue (in this transaction) the job that sends the endpoint's pending deliveries,
+    unless one is already requested and not yet started (it will see these too)."""
+    now = utcnow()
+    requested = endpoint.drain_requested_at
+    if requested is not None and now - requested < DRAIN_REQUEST_STALE:
+        return
+    endpoint.drain_requested_at = now
     await enqueue(
         session,
         DRAIN_JOB,
-        {"endpoint": str(endpoint_id), "project": str(project_id)},
-        key=f"{DRAIN_JOB}:{partition}:{reason}",
-        partition=partition,
+        {"endpoint": str(endpoint.id)},
+        key=f"{DRAIN_JOB}:{endpoint.id}:{uuid.uuid4().hex}",
+        partition=str(endpoint.id),
         coalesce=True,
     )
 
@@ -253,9 +256,4 @@ async def redeliver(
     await _audit(
         session, actor=actor, context=context, action="webhook.redeliver", endpoint=endpoint
     )
-    await schedule_drain(
-        session,
-        endpoint_id=endpoint.id,
-        project_id=delivery.project_id,
-        reason=f"redeliver:{delivery.id}:{uuid.uuid4().hex}",
-    )
+    await schedule_drain(session, endpoint=endpoint)

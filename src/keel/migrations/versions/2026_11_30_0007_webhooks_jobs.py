@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("disabled_reason", sa.String(500), nullable=True),
         sa.Column("failing_since", TS, nullable=True),
+        sa.Column("drain_requested_at", TS, nullable=True),
         sa.Column("since_event_id", sa.BigInteger(), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
