@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -50,13 +51,21 @@ def list_jobs(
 
 @jobs_cli.command()
 def retry(job_id: str) -> None:
-    """Run a dead (or cancelled) job again from where it stopped."""
+    """Run a dead (or cancelled) job again from its start, as a new job (its id is printed).
+
+    A fork, not a resume: resuming would replay the recorded failures. The new job runs in
+    a partition of its own (outside the order of the original's partition)."""
     client = _client()
     try:
-        client.resume_workflow(job_id)
+        handle = client.fork_workflow(
+            job_id,
+            1,
+            queue_name=QUEUE,
+            queue_partition_key=f"retry:{job_id}:{uuid.uuid4().hex}",
+        )
     finally:
         client.destroy()
-    typer.echo(f"retrying {job_id}")
+    typer.echo(f"retrying {job_id} as {handle.get_workflow_id()}")
 
 
 @jobs_cli.command()

@@ -88,6 +88,7 @@ async def enqueue(
                 created_at=utcnow(),
             )
         )
+        await session.flush()  # so a repeat of the key in this transaction finds it
     database = database_of(session)
 
     async def wake() -> None:
@@ -248,9 +249,9 @@ class JobEngine:
                     "queue_name": QUEUE,
                     "workflow_name": WORKFLOW,
                     "workflow_id": row.key,
+                    # The queue is partitioned: a job of no partition is one of its own.
+                    "queue_partition_key": row.partition or f"job:{row.key}",
                 }
-                if row.partition is not None:
-                    options["queue_partition_key"] = row.partition
                 await DBOS.enqueue_workflow_with_options_async(
                     options, row.name, row.payload, row.created_at.timestamp()
                 )
