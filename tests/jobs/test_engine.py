@@ -24,19 +24,27 @@ async def test_a_job_runs_after_commit_and_never_after_rollback(app: FastAPI) ->
         return None
 
     services.get(JOBS).define("test.record", record)
-    with pytest.raises(RuntimeError):
+
+    async def failing_change() -> None:
         async with services.database.transaction() as session:
             await enqueue(session, "test.record", {"n": 1}, key="test:rolled-back")
             raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
     async with services.database.transaction() as session:
         await enqueue(session, "test.record", {"n": 2}, key="test:committed")
         await enqueue(session, "test.record", {"n": 2}, key="test:committed")
     await eventually(lambda: seen == [2])
     async with services.database.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(JobHandoff)) == 0
-    with pytest.raises(ValueError, match="partition"):
+
+    async def coalesce_without_partition() -> None:
         async with services.database.transaction() as session:
             await enqueue(session, "test.record", {}, key="bad", coalesce=True)
+
+    with pytest.raises(ValueError, match="partition"):
+        await coalesce_without_partition()
 
 
 async def test_a_failing_job_is_retried_then_dead_and_the_cli_retries_it(
