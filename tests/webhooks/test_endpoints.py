@@ -98,6 +98,8 @@ async def test_bad_bodies_get_the_error_envelope(client: httpx.AsyncClient) -> N
         {"url": "http://user:pw@127.0.0.1/x", "events": ["project.created"]},
         {"url": "http://127.0.0.1:99999/x", "events": ["project.created"]},
         {"url": "http:///nohost", "events": ["project.created"]},
+        {"url": "http://[::1/x", "events": ["project.created"]},
+        {"url": "http://no-such-host.invalid/x", "events": ["project.created"]},
         {"url": URL, "events": ["project.created"], "extra": 1},
     ):
         response = await client.post(API, json=body, headers=user.headers)

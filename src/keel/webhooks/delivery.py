@@ -51,7 +51,10 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
 
 def check_url(url: str, *, require_https: bool) -> tuple[str, str, int]:
     """The scheme, host and port of a webhook URL, or TargetRefused."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise TargetRefused("the URL is malformed") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or (require_https and scheme != "https"):
         raise TargetRefused("https is required" if require_https else "must be http or https")
