@@ -13,6 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -174,6 +175,9 @@ class JobEngine:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
+        # DBOS made its (now shut down) pool this loop's default executor: give the loop a
+        # working one back, or every later asyncio.to_thread on it fails.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
         _RUNNING = None
         self._started = False
         async with self.database.transaction() as session:
