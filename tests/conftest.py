@@ -31,6 +31,12 @@ TEST_DATABASE_URL = os.environ.get("KEEL_TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("KEEL_TEST_REDIS_URL", "") or None
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES = [
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_cursor",
+    "job_handoffs",
+    "job_executors",
     "events",
     "event_tickets",
     "event_watermarks",
@@ -161,6 +167,8 @@ def make_settings(
             "log_format": "json",
             # Brute-force tests fail many logins; the slow-down is tested on its own.
             "login_failure_delay_max_seconds": 0,
+            # The job worker starts only in the tests of jobs and webhooks (tests/webhooks).
+            "jobs_enabled": False,
             **FAST_ARGON2,
         }
         values.update(overrides)

@@ -21,6 +21,7 @@ from keel.console import routes as console_routes
 from keel.graphql import routes as graphql_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
+from keel.jobs.engine import JOBS, JobEngine
 from keel.models import Base
 from keel.platform import health, metrics
 from keel.platform.auth import AUTHENTICATOR
@@ -48,6 +49,9 @@ from keel.realtime.hub import HUB, EventHub
 from keel.realtime.tickets import TICKETS, create_ticket_store
 from keel.rpc.server import start_grpc
 from keel.settings import Settings, load_settings
+from keel.webhooks import routes as webhook_routes
+from keel.webhooks.dispatch import DISPATCHER, Dispatcher
+from keel.webhooks.service import WEBHOOKS, WebhooksRuntime
 
 if TYPE_CHECKING:
     from keel.platform.tracing import Tracing
@@ -196,6 +200,11 @@ def build_services(settings: Settings) -> Services:
             ttl_seconds=settings.sse_ticket_ttl_seconds,
         ),
     )
+    jobs = JobEngine(settings=settings, database=database)
+    services.provide(JOBS, jobs)
+    webhooks = WebhooksRuntime(settings=settings, encryptor=services.encryptor)
+    services.provide(WEBHOOKS, webhooks)
+    services.provide(DISPATCHER, Dispatcher.wire(database=database, runtime=webhooks, jobs=jobs))
     return services
 
 
@@ -203,11 +212,15 @@ async def start_services(services: Services) -> None:
     if isinstance(services.cache, TieredCache):
         await services.cache.start()
     await services.get(HUB).start()
+    await services.get(JOBS).start()
+    await services.get(DISPATCHER).start()
 
 
 async def stop_services(services: Services) -> None:
     """Each step is bounded: a stuck close (a Redis reader, a pool) must not hang the whole
     shutdown, and the log names the step that overran."""
+    await _bounded("webhooks", services.get(DISPATCHER).stop())
+    await _bounded("jobs", services.get(JOBS).stop())
     await _bounded("realtime", services.get(HUB).stop())
     await close_services(services)
 
@@ -285,6 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_routes.router)
     app.include_router(console_routes.router)
     app.include_router(graphql_routes.create_router(services))
+    app.include_router(webhook_routes.router)
 
     if settings.cors_origins:
         app.add_middleware(

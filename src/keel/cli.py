@@ -14,6 +14,7 @@ import uvicorn
 
 from keel import migrations
 from keel.backup import cli as backup_cli
+from keel.jobs.cli import jobs_cli
 from keel.settings import ConfigurationError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -180,6 +181,9 @@ def purge_sessions() -> None:
 
     removed = _with_services(_settings(), lambda services: run(services.database))
     typer.echo(f"purged {removed} expired session rows")
+
+
+cli.add_typer(jobs_cli, name="jobs")
 
 
 def main() -> None:

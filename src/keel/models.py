@@ -2,8 +2,23 @@
 
 from keel.audit.models import AuditEntry
 from keel.identity.models import AuthSession, User
+from keel.jobs.models import JobExecutor, JobHandoff
 from keel.platform.db import Base
 from keel.projects.models import Project
 from keel.realtime.models import Event
+from keel.webhooks.models import WebhookAttempt, WebhookCursor, WebhookDelivery, WebhookEndpoint
 
-__all__ = ["AuditEntry", "AuthSession", "Base", "Event", "Project", "User"]
+__all__ = [
+    "AuditEntry",
+    "AuthSession",
+    "Base",
+    "Event",
+    "JobExecutor",
+    "JobHandoff",
+    "Project",
+    "User",
+    "WebhookAttempt",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -157,6 +157,21 @@ class Settings(BaseSettings):
     # Each connection field costs its `first` times the `first` of the connections around it.
     graphql_max_cost: int = Field(default=1000, ge=1)
 
+    # --- jobs and webhooks (SPEC §10, docs/adr/0013-job-engine.md) -------------------------
+    # Start the in-process job worker with the app (every instance takes work).
+    jobs_enabled: bool = True
+    # The engine's own store; by default beside KEEL_DATABASE_URL (schema `dbos` on
+    # PostgreSQL, a `keel-jobs.db` file next to the SQLite database).
+    jobs_database_url: str | None = None
+    jobs_poll_seconds: float = Field(default=1.0, gt=0)
+    jobs_worker_concurrency: int = Field(default=20, ge=1)
+    # An instance silent for this long is presumed dead; its running jobs are taken over.
+    jobs_executor_timeout_seconds: float = Field(default=60.0, gt=0)
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_disable_after_seconds: int = Field(default=5 * 24 * 3600, ge=1)
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:
@@ -196,6 +211,31 @@ class Settings(BaseSettings):
                 "backups are written encrypted with age or not at all"
             )
         return self
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts or not all(part.replace(".", "", 1).isdigit() for part in parts):
+            raise ValueError("KEEL_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds")
+        return ",".join(parts)
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """Seconds to wait before each retry of a failed delivery (SPEC §10)."""
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(","))
+
+    @property
+    def effective_jobs_database_url(self) -> str:
+        """The job engine's store URL, in the synchronous driver form the engine uses."""
+        if self.jobs_database_url:
+            return self.jobs_database_url
+        url = self.effective_database_url
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            stem = path[:-3] if path.endswith(".db") else path
+            return f"sqlite:///{stem}-jobs.db"
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
 
     @property
     def effective_database_url(self) -> str:

@@ -1,0 +1,1 @@
+"""Outgoing webhooks (SPEC §10): endpoints, Standard Webhooks signing, durable delivery."""

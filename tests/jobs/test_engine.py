@@ -1,0 +1,104 @@
+"""The job engine: enqueue in the caller's transaction, retries, dead state, CLI steering."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from keel.cli import cli
+from keel.jobs.engine import JOBS, Payload, Retry, enqueue
+from keel.jobs.models import JobHandoff
+from keel.platform.services import services_of
+from keel.settings import Settings
+from tests.webhooks.conftest import eventually
+
+
+async def test_a_job_runs_after_commit_and_never_after_rollback(app: FastAPI) -> None:
+    services = services_of(app)
+    seen: list[int] = []
+
+    async def record(payload: Payload) -> Retry | None:
+        seen.append(int(payload["n"]))
+        return None
+
+    services.get(JOBS).define("test.record", record)
+
+    async def failing_change() -> None:
+        async with services.database.transaction() as session:
+            await enqueue(session, "test.record", {"n": 1}, key="test:rolled-back")
+            raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
+    async with services.database.transaction() as session:
+        await enqueue(session, "test.record", {"n": 2}, key="test:committed")
+        await enqueue(session, "test.record", {"n": 2}, key="test:committed")
+    await eventually(lambda: seen == [2])
+    async with services.database.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(JobHandoff)) == 0
+
+    async def coalesce_without_partition() -> None:
+        async with services.database.transaction() as session:
+            await enqueue(session, "test.record", {}, key="bad", coalesce=True)
+
+    with pytest.raises(ValueError, match="partition"):
+        await coalesce_without_partition()
+
+
+async def test_a_failing_job_is_retried_then_dead_and_the_cli_retries_it(
+    app: FastAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = services_of(app)
+    calls: list[str] = []
+    healthy = False
+
+    async def flaky(payload: Payload) -> Retry | None:
+        calls.append(str(payload["id"]))
+        if not healthy:
+            raise OSError("downstream is down")
+        return None
+
+    services.get(JOBS).define("test.flaky", flaky, retry_delays=(0.1, 0.1))
+    async with services.database.transaction() as session:
+        await enqueue(session, "test.flaky", {"id": "a"}, key="test:flaky")
+    await eventually(lambda: len(calls) == 3)
+
+    monkeypatch.setenv("KEEL_DATABASE_URL", settings.effective_database_url)
+    monkeypatch.setenv("KEEL_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+
+    async def dead() -> bool:
+        listed = runner.invoke(cli, ["jobs", "list", "--status", "error"])
+        return "test:flaky" in listed.output
+
+    await eventually(dead)
+    listed = runner.invoke(cli, ["jobs", "list"])
+    assert listed.exit_code == 0
+    assert "test.flaky" in listed.output
+    assert "OSError" in listed.output
+
+    healthy = True
+    retried = runner.invoke(cli, ["jobs", "retry", "test:flaky"])
+    assert retried.exit_code == 0, retried.output
+    await eventually(lambda: len(calls) == 4)
+    cancelled = runner.invoke(cli, ["jobs", "cancel", "test:flaky"])
+    assert cancelled.exit_code == 0
+    assert "cancelled test:flaky" in cancelled.output
+
+
+async def test_a_job_can_ask_to_run_again_later(app: FastAPI) -> None:
+    services = services_of(app)
+    runs: list[int] = []
+
+    async def twice(_payload: Payload) -> Retry | None:
+        runs.append(1)
+        return Retry(0.1) if len(runs) == 1 else None
+
+    services.get(JOBS).define("test.twice", twice)
+    with pytest.raises(RuntimeError, match="defined twice"):
+        services.get(JOBS).define("test.twice", twice)
+    async with services.database.transaction() as session:
+        await enqueue(session, "test.twice", {}, key="test:twice", partition="p1")
+    await eventually(lambda: len(runs) == 2)

@@ -1,0 +1,56 @@
+"""1 000 events to 10 endpoints: every endpoint receives each project's events in order."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import httpx
+
+from tests.conftest import register_user
+from tests.webhooks.conftest import API, eventually
+from tests.webhooks.receiver import Receiver
+
+ENDPOINTS = 10
+PROJECTS = 4
+EVENTS = 1000
+
+
+async def test_thousand_events_reach_ten_endpoints_in_project_order(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    user = await register_user(client)
+    for n in range(ENDPOINTS):
+        created = await client.post(
+            API,
+            json={"url": f"{receiver.url}/{n}", "events": ["project.created", "project.updated"]},
+            headers=user.headers,
+        )
+        assert created.status_code == 201
+    projects = []
+    for n in range(PROJECTS):
+        response = await client.post(
+            "/api/v1/projects", json={"name": f"Ordered {n}"}, headers=user.headers
+        )
+        projects.append(response.json()["id"])
+    # Interleave the projects' updates so that order is a property, not an accident.
+    for step in range(EVENTS - PROJECTS):
+        project = projects[step % PROJECTS]
+        response = await client.patch(
+            f"/api/v1/projects/{project}",
+            json={"description": str(step)},
+            headers=user.headers,
+        )
+        assert response.status_code == 200
+
+    await eventually(lambda: receiver.count() >= EVENTS * ENDPOINTS, seconds=600)
+    assert len(receiver.unique) == EVENTS * ENDPOINTS
+    seen: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for item in receiver.requests:
+        body = json.loads(item.body)
+        step = -1 if body["type"] == "project.created" else int(body["data"]["description"])
+        seen[(item.path, body["data"]["id"])].append(step)
+    assert len(seen) == ENDPOINTS * PROJECTS
+    for steps in seen.values():
+        assert steps == sorted(steps)
+        assert steps[0] == -1
