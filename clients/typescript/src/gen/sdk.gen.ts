@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { ChangePasswordData, ChangePasswordErrors, ChangePasswordResponses, CreateEventTicketData, CreateEventTicketErrors, CreateEventTicketResponses, CreateProjectData, CreateProjectErrors, CreateProjectResponses, DeleteAccountData, DeleteAccountErrors, DeleteAccountResponses, DeleteProjectData, DeleteProjectErrors, DeleteProjectResponses, ExportData, ExportErrors, ExportResponses, GetProjectData, GetProjectErrors, GetProjectResponses, HealthData, HealthResponses, JwksData, JwksResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListProjectsData, ListProjectsErrors, ListProjectsResponses, ListSessionsData, ListSessionsErrors, ListSessionsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, LoginData, LoginErrors, LoginResponses, LogoutData, LogoutErrors, LogoutResponses, MfaDisableData, MfaDisableErrors, MfaDisableResponses, MfaEnableData, MfaEnableErrors, MfaEnableResponses, MfaSetupData, MfaSetupErrors, MfaSetupResponses, PatchProjectData, PatchProjectErrors, PatchProjectResponses, ProfileData, ProfileErrors, ProfileResponses, ReadyData, ReadyErrors, ReadyResponses, RefreshData, RefreshErrors, RefreshResponses, RegisterData, RegisterErrors, RegisterResponses, ReplaceProjectData, ReplaceProjectErrors, ReplaceProjectResponses, RevokeSessionData, RevokeSessionErrors, RevokeSessionResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses } from './types.gen.js';
+import type { ChangePasswordData, ChangePasswordErrors, ChangePasswordResponses, CreateEndpointData, CreateEndpointErrors, CreateEndpointResponses, CreateEventTicketData, CreateEventTicketErrors, CreateEventTicketResponses, CreateProjectData, CreateProjectErrors, CreateProjectResponses, DeleteAccountData, DeleteAccountErrors, DeleteAccountResponses, DeleteEndpointData, DeleteEndpointErrors, DeleteEndpointResponses, DeleteProjectData, DeleteProjectErrors, DeleteProjectResponses, ExportData, ExportErrors, ExportResponses, GetEndpointData, GetEndpointErrors, GetEndpointResponses, GetProjectData, GetProjectErrors, GetProjectResponses, HealthData, HealthResponses, JwksData, JwksResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListDeliveriesData, ListDeliveriesErrors, ListDeliveriesResponses, ListEndpointsData, ListEndpointsErrors, ListEndpointsResponses, ListProjectsData, ListProjectsErrors, ListProjectsResponses, ListSessionsData, ListSessionsErrors, ListSessionsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, LoginData, LoginErrors, LoginResponses, LogoutData, LogoutErrors, LogoutResponses, MfaDisableData, MfaDisableErrors, MfaDisableResponses, MfaEnableData, MfaEnableErrors, MfaEnableResponses, MfaSetupData, MfaSetupErrors, MfaSetupResponses, PatchProjectData, PatchProjectErrors, PatchProjectResponses, ProfileData, ProfileErrors, ProfileResponses, ReadyData, ReadyErrors, ReadyResponses, RedeliverData, RedeliverErrors, RedeliverResponses, RefreshData, RefreshErrors, RefreshResponses, RegisterData, RegisterErrors, RegisterResponses, ReplaceProjectData, ReplaceProjectErrors, ReplaceProjectResponses, RevokeSessionData, RevokeSessionErrors, RevokeSessionResponses, RotateSecretData, RotateSecretErrors, RotateSecretResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UpdateEndpointData, UpdateEndpointErrors, UpdateEndpointResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -339,5 +339,87 @@ export const streamEvents = <ThrowOnError extends boolean = false>(options?: Opt
 export const createEventTicket = <ThrowOnError extends boolean = false>(options?: Options<CreateEventTicketData, ThrowOnError>) => (options?.client ?? client).post<CreateEventTicketResponses, CreateEventTicketErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/v1/events/tickets',
+    ...options
+});
+
+/**
+ * List your webhook endpoints
+ */
+export const listEndpoints = <ThrowOnError extends boolean = false>(options?: Options<ListEndpointsData, ThrowOnError>) => (options?.client ?? client).get<ListEndpointsResponses, ListEndpointsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks',
+    ...options
+});
+
+/**
+ * Register a webhook endpoint
+ *
+ * Your endpoint receives the chosen events of your projects, signed per Standard Webhooks. The `secret` is shown only in this response (and on rotation). The URL must not resolve to a private, loopback, link-local or metadata address.
+ */
+export const createEndpoint = <ThrowOnError extends boolean = false>(options: Options<CreateEndpointData, ThrowOnError>) => (options.client ?? client).post<CreateEndpointResponses, CreateEndpointErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Delete a webhook endpoint and its delivery log
+ */
+export const deleteEndpoint = <ThrowOnError extends boolean = false>(options: Options<DeleteEndpointData, ThrowOnError>) => (options.client ?? client).delete<DeleteEndpointResponses, DeleteEndpointErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks/{endpoint_id}',
+    ...options
+});
+
+/**
+ * One webhook endpoint
+ */
+export const getEndpoint = <ThrowOnError extends boolean = false>(options: Options<GetEndpointData, ThrowOnError>) => (options.client ?? client).get<GetEndpointResponses, GetEndpointErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks/{endpoint_id}',
+    ...options
+});
+
+/**
+ * Change a webhook endpoint (or re-enable a disabled one)
+ */
+export const updateEndpoint = <ThrowOnError extends boolean = false>(options: Options<UpdateEndpointData, ThrowOnError>) => (options.client ?? client).patch<UpdateEndpointResponses, UpdateEndpointErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks/{endpoint_id}',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Replace the signing secret (the new one is shown only here)
+ */
+export const rotateSecret = <ThrowOnError extends boolean = false>(options: Options<RotateSecretData, ThrowOnError>) => (options.client ?? client).post<RotateSecretResponses, RotateSecretErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks/{endpoint_id}/rotate-secret',
+    ...options
+});
+
+/**
+ * The delivery log of an endpoint, newest first, with every attempt
+ */
+export const listDeliveries = <ThrowOnError extends boolean = false>(options: Options<ListDeliveriesData, ThrowOnError>) => (options.client ?? client).get<ListDeliveriesResponses, ListDeliveriesErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks/{endpoint_id}/deliveries',
+    ...options
+});
+
+/**
+ * Send a delivery again (same `webhook-id`), after the project's earlier ones
+ */
+export const redeliver = <ThrowOnError extends boolean = false>(options: Options<RedeliverData, ThrowOnError>) => (options.client ?? client).post<RedeliverResponses, RedeliverErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver',
     ...options
 });

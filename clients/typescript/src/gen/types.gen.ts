@@ -53,6 +53,28 @@ export type AdminUserOut = {
 };
 
 /**
+ * AttemptOut
+ */
+export type AttemptOut = {
+    /**
+     * At
+     */
+    at: string;
+    /**
+     * Statuscode
+     */
+    statusCode: number | null;
+    /**
+     * Durationms
+     */
+    durationMs: number;
+    /**
+     * Error
+     */
+    error: string | null;
+};
+
+/**
  * AuditEntryOut
  */
 export type AuditEntryOut = {
@@ -134,6 +156,192 @@ export type AuthOut = {
      */
     expiresIn: number;
     user: UserOut;
+};
+
+/**
+ * DeliveryList
+ */
+export type DeliveryList = {
+    /**
+     * Data
+     */
+    data: Array<DeliveryOut>;
+};
+
+/**
+ * DeliveryOut
+ */
+export type DeliveryOut = {
+    /**
+     * Id
+     *
+     * The `webhook-id` header of every try
+     */
+    id: string;
+    /**
+     * Eventid
+     */
+    eventId: string;
+    /**
+     * Eventtype
+     */
+    eventType: string;
+    /**
+     * Status
+     */
+    status: 'pending' | 'succeeded' | 'failed';
+    /**
+     * Attempts
+     */
+    attempts: Array<AttemptOut>;
+    /**
+     * Nextattemptat
+     */
+    nextAttemptAt: string | null;
+    /**
+     * Createdat
+     */
+    createdAt: string;
+};
+
+/**
+ * EndpointCreate
+ */
+export type EndpointCreate = {
+    /**
+     * Url
+     *
+     * http(s) URL of your receiver
+     */
+    url: string;
+    /**
+     * Events
+     */
+    events: Array<'project.created' | 'project.updated' | 'project.deleted'>;
+    /**
+     * Description
+     */
+    description?: string | null;
+};
+
+/**
+ * EndpointList
+ */
+export type EndpointList = {
+    /**
+     * Data
+     */
+    data: Array<EndpointOut>;
+};
+
+/**
+ * EndpointOut
+ */
+export type EndpointOut = {
+    /**
+     * Id
+     */
+    id: string;
+    /**
+     * Url
+     */
+    url: string;
+    /**
+     * Events
+     */
+    events: Array<string>;
+    /**
+     * Description
+     */
+    description: string | null;
+    /**
+     * Isactive
+     */
+    isActive: boolean;
+    /**
+     * Disabledreason
+     *
+     * Why Keel disabled the endpoint, if it did
+     */
+    disabledReason: string | null;
+    /**
+     * Createdat
+     */
+    createdAt: string;
+    /**
+     * Updatedat
+     */
+    updatedAt: string;
+};
+
+/**
+ * EndpointPatch
+ */
+export type EndpointPatch = {
+    /**
+     * Url
+     */
+    url?: string | null;
+    /**
+     * Events
+     */
+    events?: Array<'project.created' | 'project.updated' | 'project.deleted'> | null;
+    /**
+     * Description
+     */
+    description?: string | null;
+    /**
+     * Isactive
+     *
+     * true re-enables a disabled endpoint (clears the reason)
+     */
+    isActive?: boolean | null;
+};
+
+/**
+ * EndpointWithSecret
+ */
+export type EndpointWithSecret = {
+    /**
+     * Id
+     */
+    id: string;
+    /**
+     * Url
+     */
+    url: string;
+    /**
+     * Events
+     */
+    events: Array<string>;
+    /**
+     * Description
+     */
+    description: string | null;
+    /**
+     * Isactive
+     */
+    isActive: boolean;
+    /**
+     * Disabledreason
+     *
+     * Why Keel disabled the endpoint, if it did
+     */
+    disabledReason: string | null;
+    /**
+     * Createdat
+     */
+    createdAt: string;
+    /**
+     * Updatedat
+     */
+    updatedAt: string;
+    /**
+     * Secret
+     *
+     * `whsec_…`: shown only now; store it to verify signatures
+     */
+    secret: string;
 };
 
 /**
@@ -1697,3 +1905,308 @@ export type CreateEventTicketResponses = {
 };
 
 export type CreateEventTicketResponse = CreateEventTicketResponses[keyof CreateEventTicketResponses];
+
+export type ListEndpointsData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/api/v1/webhooks';
+};
+
+export type ListEndpointsErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+};
+
+export type ListEndpointsError = ListEndpointsErrors[keyof ListEndpointsErrors];
+
+export type ListEndpointsResponses = {
+    /**
+     * Successful Response
+     */
+    200: EndpointList;
+};
+
+export type ListEndpointsResponse = ListEndpointsResponses[keyof ListEndpointsResponses];
+
+export type CreateEndpointData = {
+    body: EndpointCreate;
+    path?: never;
+    query?: never;
+    url: '/api/v1/webhooks';
+};
+
+export type CreateEndpointErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+};
+
+export type CreateEndpointError = CreateEndpointErrors[keyof CreateEndpointErrors];
+
+export type CreateEndpointResponses = {
+    /**
+     * Successful Response
+     */
+    201: EndpointWithSecret;
+};
+
+export type CreateEndpointResponse = CreateEndpointResponses[keyof CreateEndpointResponses];
+
+export type DeleteEndpointData = {
+    body?: never;
+    path: {
+        /**
+         * Endpoint Id
+         *
+         * Webhook endpoint id
+         */
+        endpoint_id: string;
+    };
+    query?: never;
+    url: '/api/v1/webhooks/{endpoint_id}';
+};
+
+export type DeleteEndpointErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+};
+
+export type DeleteEndpointError = DeleteEndpointErrors[keyof DeleteEndpointErrors];
+
+export type DeleteEndpointResponses = {
+    /**
+     * Successful Response
+     */
+    204: void;
+};
+
+export type DeleteEndpointResponse = DeleteEndpointResponses[keyof DeleteEndpointResponses];
+
+export type GetEndpointData = {
+    body?: never;
+    path: {
+        /**
+         * Endpoint Id
+         *
+         * Webhook endpoint id
+         */
+        endpoint_id: string;
+    };
+    query?: never;
+    url: '/api/v1/webhooks/{endpoint_id}';
+};
+
+export type GetEndpointErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+};
+
+export type GetEndpointError = GetEndpointErrors[keyof GetEndpointErrors];
+
+export type GetEndpointResponses = {
+    /**
+     * Successful Response
+     */
+    200: EndpointOut;
+};
+
+export type GetEndpointResponse = GetEndpointResponses[keyof GetEndpointResponses];
+
+export type UpdateEndpointData = {
+    body: EndpointPatch;
+    path: {
+        /**
+         * Endpoint Id
+         *
+         * Webhook endpoint id
+         */
+        endpoint_id: string;
+    };
+    query?: never;
+    url: '/api/v1/webhooks/{endpoint_id}';
+};
+
+export type UpdateEndpointErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+};
+
+export type UpdateEndpointError = UpdateEndpointErrors[keyof UpdateEndpointErrors];
+
+export type UpdateEndpointResponses = {
+    /**
+     * Successful Response
+     */
+    200: EndpointOut;
+};
+
+export type UpdateEndpointResponse = UpdateEndpointResponses[keyof UpdateEndpointResponses];
+
+export type RotateSecretData = {
+    body?: never;
+    path: {
+        /**
+         * Endpoint Id
+         *
+         * Webhook endpoint id
+         */
+        endpoint_id: string;
+    };
+    query?: never;
+    url: '/api/v1/webhooks/{endpoint_id}/rotate-secret';
+};
+
+export type RotateSecretErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+};
+
+export type RotateSecretError = RotateSecretErrors[keyof RotateSecretErrors];
+
+export type RotateSecretResponses = {
+    /**
+     * Successful Response
+     */
+    200: EndpointWithSecret;
+};
+
+export type RotateSecretResponse = RotateSecretResponses[keyof RotateSecretResponses];
+
+export type ListDeliveriesData = {
+    body?: never;
+    path: {
+        /**
+         * Endpoint Id
+         *
+         * Webhook endpoint id
+         */
+        endpoint_id: string;
+    };
+    query?: {
+        /**
+         * Limit
+         */
+        limit?: number;
+    };
+    url: '/api/v1/webhooks/{endpoint_id}/deliveries';
+};
+
+export type ListDeliveriesErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+};
+
+export type ListDeliveriesError = ListDeliveriesErrors[keyof ListDeliveriesErrors];
+
+export type ListDeliveriesResponses = {
+    /**
+     * Successful Response
+     */
+    200: DeliveryList;
+};
+
+export type ListDeliveriesResponse = ListDeliveriesResponses[keyof ListDeliveriesResponses];
+
+export type RedeliverData = {
+    body?: never;
+    path: {
+        /**
+         * Endpoint Id
+         *
+         * Webhook endpoint id
+         */
+        endpoint_id: string;
+        /**
+         * Delivery Id
+         */
+        delivery_id: string;
+    };
+    query?: never;
+    url: '/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver';
+};
+
+export type RedeliverErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+};
+
+export type RedeliverError = RedeliverErrors[keyof RedeliverErrors];
+
+export type RedeliverResponses = {
+    /**
+     * Successful Response
+     */
+    202: unknown;
+};

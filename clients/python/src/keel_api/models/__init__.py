@@ -3,10 +3,21 @@
 from .account_delete_in import AccountDeleteIn
 from .admin_user_out import AdminUserOut
 from .admin_user_out_role import AdminUserOutRole
+from .attempt_out import AttemptOut
 from .audit_entry_out import AuditEntryOut
 from .audit_entry_out_details import AuditEntryOutDetails
 from .audit_page import AuditPage
 from .auth_out import AuthOut
+from .delivery_list import DeliveryList
+from .delivery_out import DeliveryOut
+from .delivery_out_status import DeliveryOutStatus
+from .endpoint_create import EndpointCreate
+from .endpoint_create_events_item import EndpointCreateEventsItem
+from .endpoint_list import EndpointList
+from .endpoint_out import EndpointOut
+from .endpoint_patch import EndpointPatch
+from .endpoint_patch_events_type_0_item import EndpointPatchEventsType0Item
+from .endpoint_with_secret import EndpointWithSecret
 from .error_body import ErrorBody
 from .error_detail import ErrorDetail
 from .export_out import ExportOut
@@ -52,10 +63,21 @@ __all__ = (
     "AccountDeleteIn",
     "AdminUserOut",
     "AdminUserOutRole",
+    "AttemptOut",
     "AuditEntryOut",
     "AuditEntryOutDetails",
     "AuditPage",
     "AuthOut",
+    "DeliveryList",
+    "DeliveryOut",
+    "DeliveryOutStatus",
+    "EndpointCreate",
+    "EndpointCreateEventsItem",
+    "EndpointList",
+    "EndpointOut",
+    "EndpointPatch",
+    "EndpointPatchEventsType0Item",
+    "EndpointWithSecret",
     "ErrorBody",
     "ErrorDetail",
     "ExportOut",
