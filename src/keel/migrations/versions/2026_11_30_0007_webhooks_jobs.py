@@ -1,7 +1,7 @@
 """webhooks and jobs: endpoints, deliveries, attempts, fan-out cursor, job hand-offs, executors.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0006_outbox_position
 Create Date: 2026-11-30
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0006_outbox_position"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
