@@ -16,6 +16,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    literal,
     select,
     text,
 )
@@ -239,6 +240,9 @@ async def load(
             if table is not None and table.name in links:
                 await links[table.name].apply(conn)
             table, self_refs = _section_table(section)
+            # Migrations may seed rows (the webhook fan-out's cursor): the backup's rows win.
+            if await conn.scalar(select(literal(1)).select_from(table).limit(1)) is not None:
+                await conn.execute(table.delete())
             decoders = [decoder_for(column.type) for column in table.columns]
             if self_refs:
                 key = next(iter(Base.metadata.tables[table.name].primary_key.columns)).name
