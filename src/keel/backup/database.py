@@ -218,14 +218,29 @@ class _Links:
         await conn.execute(text(f"DROP TABLE {link.name}"))
 
 
+async def _clear_seeded(conn: AsyncConnection, tables: list[str]) -> None:
+    """Drop rows a migration seeded (the webhook fan-out's cursor) in the freshly migrated
+    target: the backup's rows, or its lack of rows, are what the restore must reproduce."""
+    for name in reversed(tables):
+        model = Base.metadata.tables.get(name)
+        if model is None:
+            continue
+        if await conn.scalar(select(literal(1)).select_from(model).limit(1)) is not None:
+            await conn.execute(model.delete())
+
+
 async def load(
     conn: AsyncConnection,
     sections: Iterator[Section],
+    *,
+    tables: list[str],
 ) -> dict[str, int]:
-    """Insert every section's rows (the caller's transaction), in the file's FK order.
+    """Insert every section's rows (the caller's transaction), in the file's FK order, into
+    the backup's `tables` (emptied of migration-seeded rows first).
 
     Returns the rows inserted per table (tables without rows are left out)."""
     await _as_system(conn)
+    await _clear_seeded(conn, tables)
     indexes = await _drop_secondary_indexes(conn)
     counts: dict[str, int] = {}
     links: dict[str, _Links] = {}
@@ -240,9 +255,6 @@ async def load(
             if table is not None and table.name in links:
                 await links[table.name].apply(conn)
             table, self_refs = _section_table(section)
-            # Migrations may seed rows (the webhook fan-out's cursor): the backup's rows win.
-            if await conn.scalar(select(literal(1)).select_from(table).limit(1)) is not None:
-                await conn.execute(table.delete())
             decoders = [decoder_for(column.type) for column in table.columns]
             if self_refs:
                 key = next(iter(Base.metadata.tables[table.name].primary_key.columns)).name

@@ -268,7 +268,11 @@ async def _load(
     reader = ArchiveReader(path, identities=identities)
     try:
         async with engine.begin() as conn:
-            counts = await db.load(conn, reader.sections(batch=db.LOAD_BATCH_ROWS))
+            counts = await db.load(
+                conn,
+                reader.sections(batch=db.LOAD_BATCH_ROWS),
+                tables=list(manifest.row_counts),
+            )
             await asyncio.to_thread(reader.finish)
             if counts != {table: n for table, n in manifest.row_counts.items() if n}:
                 raise BackupError(f"loaded {counts}, the manifest lists {manifest.row_counts}")
