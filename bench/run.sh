@@ -76,3 +76,10 @@ timeout 600 "$PY" bench/grpc_bench.py "${GRPC_ARGS[@]}" | tee bench/results/grpc
 # Tracing: the same reads with KEEL_OTEL_EXPORTER_OTLP_ENDPOINT off and on, in one run.
 echo "bench: tracing scenario (off vs on)"
 timeout 300 "$PY" bench/tracing_bench.py
+
+# Webhooks at the size of SPEC §10: 1 000 events to 10 endpoints, each project's events in
+# order at every endpoint (the suite runs the same test at 200 events to 4 endpoints).
+echo "bench: webhooks, 1000 events to 10 endpoints (SQLite)"
+KEEL_TEST_ORDER_EVENTS=1000 KEEL_TEST_ORDER_ENDPOINTS=10 timeout 1200 "$PY" -m pytest \
+  tests/webhooks/test_order.py -p no:cacheprovider -o timeout=1000 --durations=1 \
+  | tee bench/results/webhooks.txt
