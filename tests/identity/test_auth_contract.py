@@ -23,7 +23,8 @@ async def test_register_returns_user_and_tokens(client: httpx.AsyncClient) -> No
     assert body["user"]["email"] == "ada@example.com"
     assert body["user"]["name"] == "Ada"
     assert body["user"]["role"] == "user"
-    assert set(body["user"]) == {"id", "email", "name", "role", "createdAt"}
+    assert set(body["user"]) == {"id", "email", "name", "role", "emailVerified", "createdAt"}
+    assert body["user"]["emailVerified"] is False
     profile = await client.get(
         "/api/v1/auth/profile", headers={"Authorization": f"Bearer {body['accessToken']}"}
     )

@@ -169,7 +169,7 @@ async def test_register_then_profile_round_trip(client: httpx.AsyncClient) -> No
     response = await client.get("/api/v1/auth/profile", headers=user.headers)
     assert response.status_code == 200
     assert response.json()["email"] == "round.trip@example.com"
-    assert set(response.json()) == {"id", "email", "name", "role", "createdAt"}
+    assert set(response.json()) == {"id", "email", "name", "role", "emailVerified", "createdAt"}
 
 
 async def test_pool_timeout_anywhere_is_a_503_with_retry_after(client: httpx.AsyncClient) -> None:

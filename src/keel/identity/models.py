@@ -38,6 +38,11 @@ class User(Base):
     mfa_enabled: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")
     )
+    # Set when the user follows a verification link (SPEC §11) or signs in through an OpenID
+    # provider that vouches for the address.
+    email_verified: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
     # The last accepted TOTP time step, so one code cannot be replayed within its window.
     mfa_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

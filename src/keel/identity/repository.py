@@ -25,14 +25,16 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def live_session_user(
     conn: AsyncConnection, *, family_id: uuid.UUID, user_id: uuid.UUID
-) -> Row[str, str, str, datetime] | None:
-    """(role, email, name, created_at) while the session family exists, has no revoked step
-    and the user is active; None otherwise. One round trip, Core only: this runs on cache
-    misses of the per-request authentication check."""
+) -> Row[str, str, str, bool, datetime] | None:
+    """(role, email, name, email_verified, created_at) while the session family exists, has
+    no revoked step and the user is active; None otherwise. One round trip, Core only: this
+    runs on cache misses of the per-request authentication check."""
     family = AuthSession.__table__
     users = User.__table__
     in_family = and_(family.c.family_id == family_id, family.c.user_id == user_id)
-    stmt = select(users.c.role, users.c.email, users.c.name, users.c.created_at).where(
+    stmt = select(
+        users.c.role, users.c.email, users.c.name, users.c.email_verified, users.c.created_at
+    ).where(
         users.c.id == user_id,
         users.c.is_active.is_(True),
         exists().where(in_family),

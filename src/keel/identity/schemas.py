@@ -37,6 +37,9 @@ class UserOut(ApiModel):
     email: str
     name: str
     role: Role
+    email_verified: bool = Field(
+        description="Whether the user has proved they receive mail at `email` (SPEC §11)."
+    )
     created_at: datetime
 
 

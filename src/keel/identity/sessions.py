@@ -269,6 +269,7 @@ async def live_actor(
                 "role": row.role,
                 "email": row.email,
                 "name": row.name,
+                "emailVerified": row.email_verified,
                 "createdAt": row.created_at,
             }
         )

@@ -35,6 +35,12 @@ export type AdminUserOut = {
      */
     role: 'user' | 'admin';
     /**
+     * Emailverified
+     *
+     * Whether the user has proved they receive mail at `email` (SPEC §11).
+     */
+    emailVerified: boolean;
+    /**
      * Createdat
      */
     createdAt: string;
@@ -830,6 +836,12 @@ export type UserOut = {
      * Role
      */
     role: 'user' | 'admin';
+    /**
+     * Emailverified
+     *
+     * Whether the user has proved they receive mail at `email` (SPEC §11).
+     */
+    emailVerified: boolean;
     /**
      * Createdat
      */

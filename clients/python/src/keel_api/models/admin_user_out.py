@@ -30,6 +30,7 @@ class AdminUserOut:
             email (str):
             name (str):
             role (AdminUserOutRole):
+            email_verified (bool): Whether the user has proved they receive mail at `email` (SPEC §11).
             created_at (datetime.datetime):
             is_active (bool):
             mfa_enabled (bool):
@@ -40,6 +41,7 @@ class AdminUserOut:
     email: str
     name: str
     role: AdminUserOutRole
+    email_verified: bool
     created_at: datetime.datetime
     is_active: bool
     mfa_enabled: bool
@@ -59,6 +61,8 @@ class AdminUserOut:
 
         role = self.role.value
 
+        email_verified = self.email_verified
+
         created_at = self.created_at.isoformat()
 
         is_active = self.is_active
@@ -75,6 +79,7 @@ class AdminUserOut:
             "email": email,
             "name": name,
             "role": role,
+            "emailVerified": email_verified,
             "createdAt": created_at,
             "isActive": is_active,
             "mfaEnabled": mfa_enabled,
@@ -102,6 +107,8 @@ class AdminUserOut:
 
 
 
+        email_verified = d.pop("emailVerified")
+
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
 
@@ -121,6 +128,7 @@ class AdminUserOut:
             email=email,
             name=name,
             role=role,
+            email_verified=email_verified,
             created_at=created_at,
             is_active=is_active,
             mfa_enabled=mfa_enabled,

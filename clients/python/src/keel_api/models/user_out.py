@@ -30,6 +30,7 @@ class UserOut:
             email (str):
             name (str):
             role (UserOutRole):
+            email_verified (bool): Whether the user has proved they receive mail at `email` (SPEC §11).
             created_at (datetime.datetime):
      """
 
@@ -37,6 +38,7 @@ class UserOut:
     email: str
     name: str
     role: UserOutRole
+    email_verified: bool
     created_at: datetime.datetime
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -53,6 +55,8 @@ class UserOut:
 
         role = self.role.value
 
+        email_verified = self.email_verified
+
         created_at = self.created_at.isoformat()
 
 
@@ -63,6 +67,7 @@ class UserOut:
             "email": email,
             "name": name,
             "role": role,
+            "emailVerified": email_verified,
             "createdAt": created_at,
         })
 
@@ -87,6 +92,8 @@ class UserOut:
 
 
 
+        email_verified = d.pop("emailVerified")
+
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
 
@@ -97,6 +104,7 @@ class UserOut:
             email=email,
             name=name,
             role=role,
+            email_verified=email_verified,
             created_at=created_at,
         )
 
