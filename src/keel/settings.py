@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     # Each connection field costs its `first` times the `first` of the connections around it.
     graphql_max_cost: int = Field(default=1000, ge=1)
 
-    # --- jobs and webhooks (SPEC §10, docs/adr/0013-job-engine.md) -------------------------
+    # --- jobs and webhooks (SPEC §10, docs/adr/0015-job-engine.md) -------------------------
     # Start the in-process job worker with the app (every instance takes work).
     jobs_enabled: bool = True
     # The engine's own store; by default beside KEEL_DATABASE_URL (schema `dbos` on

@@ -1,1 +1,1 @@
-"""Durable jobs: DBOS queues behind a small typed API (docs/adr/0013-job-engine.md)."""
+"""Durable jobs: DBOS queues behind a small typed API (docs/adr/0015-job-engine.md)."""

@@ -4,7 +4,7 @@
 transaction and, after the commit, wakes the hand-off pass, which enqueues the job in DBOS
 under `key` (an idempotent workflow id) and deletes the row. DBOS then owns the job:
 durable state, one runner at a time (per partition, in order), recovery after a crash,
-retries with durable sleeps, and a visible dead state. See docs/adr/0013-job-engine.md.
+retries with durable sleeps, and a visible dead state. See docs/adr/0015-job-engine.md.
 """
 
 from __future__ import annotations
