@@ -371,18 +371,19 @@ async def test_expired_token_stops_counting_per_user(
     settings = make_settings(rate_limit_anonymous="7/minute", rate_limit_authenticated="9/minute")
     async with serve(settings) as client:
         app: FastAPI = client.app  # type: ignore[attr-defined]
-        # A real access token with 0.5-1.5 s of life left (exp is whole seconds).
+        # A real access token with 4.5-5.5 s of life left (exp is whole seconds): room for
+        # two requests on a loaded machine (a first request once took 0.8 s).
         token = app.state.services.get(IDENTITY).tokens.encode(
             subject=str(uuid.uuid4()),
             token_type="access",
             ttl=timedelta(seconds=900),
             claims={"sid": str(uuid.uuid4()), "role": "user"},
-            now=datetime.now(UTC) - timedelta(seconds=898.5),
+            now=datetime.now(UTC) - timedelta(seconds=895.5),
         )
         headers = {"Authorization": f"Bearer {token}"}
         first = await client.get("/api/v1/nowhere", headers=headers)
         again = await client.get("/api/v1/nowhere", headers=headers)  # verified-token cache
         assert first.headers["ratelimit-limit"] == again.headers["ratelimit-limit"] == "9"
-        await asyncio.sleep(1.6)  # past the token's expiry
+        await asyncio.sleep(5.6)  # past the token's expiry
         expired = await client.get("/api/v1/nowhere", headers=headers)
         assert expired.headers["ratelimit-limit"] == "7"
