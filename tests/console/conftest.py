@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -142,3 +143,16 @@ def register(server: Server, *, name: str = "Ada Lovelace") -> str:
 def axe_source() -> str:
     require(AXE, how="cd clients/typescript && npm ci (axe-core is a devDependency)")
     return AXE.read_text()
+
+
+def axe_violations(page: Page) -> list[dict[str, object]]:
+    """The serious and critical axe-core violations of the page as it is now."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        # evaluate() runs outside the page's CSP, so the strict policy stays in force.
+        page.evaluate(axe_source())
+    result = page.evaluate(
+        "async () => JSON.stringify((await axe.run(document, "
+        "{resultTypes: ['violations']})).violations)"
+    )
+    violations: list[dict[str, object]] = json.loads(result)
+    return [v for v in violations if v.get("impact") in ("serious", "critical")]

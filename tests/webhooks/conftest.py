@@ -25,6 +25,14 @@ FAST = {
 }
 
 
+def fast_env() -> dict[str, str]:
+    """FAST as the KEEL_* environment of a real server process."""
+    return {
+        f"KEEL_{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in FAST.items()
+    }
+
+
 async def reset_job_store(url: str) -> None:
     """Empty the engine's own tables on PostgreSQL (SQLite gets a fresh file per test)."""
     engine = create_async_engine(url)

@@ -95,6 +95,65 @@ function busy(button, promise) {
   });
 }
 
+/**
+ * Asks in place of `actions` (a row of buttons) whether to go on: Escape or `no` puts the row
+ * back and focus on `trigger`; yes runs `run`, whose error shows in `message`.
+ * @param {HTMLElement} actions
+ * @param {HTMLElement} trigger
+ * @param {{question: string, message: any, run: () => Promise<unknown>, yes?: string, no?: string, label?: string}} options
+ */
+function confirmInPlace(actions, trigger, { question, message, run, yes = "Yes, delete", no = "Keep it", label = "Confirm deletion" }) {
+  const yesButton = h("button", { type: "button", className: "danger" }, yes);
+  const noButton = h("button", { type: "button" }, no);
+  const prompt = h("div", { className: "confirm", role: "group", "aria-label": label }, h("p", {}, question), yesButton, noButton);
+  const back = () => {
+    prompt.replaceWith(actions);
+    trigger.focus();
+  };
+  actions.replaceWith(prompt);
+  noButton.addEventListener("click", back);
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") back();
+  });
+  yesButton.addEventListener("click", async () => {
+    message.clear();
+    try {
+      await busy(yesButton, run());
+    } catch (error) {
+      message.showError(error);
+    }
+  });
+  noButton.focus();
+}
+
+/**
+ * An async loader that never runs twice at once: calls meanwhile fold into one more run.
+ * @param {() => Promise<void>} run
+ * @returns {() => Promise<void>}
+ */
+function coalesced(run) {
+  /** @type {Promise<void> | null} */
+  let running = null;
+  let again = false;
+  const call = async () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = run();
+    try {
+      await running;
+    } finally {
+      running = null;
+    }
+    if (again) {
+      again = false;
+      await call();
+    }
+  };
+  return call;
+}
+
 // --- Sign in ------------------------------------------------------------------------------
 
 function signInScreen() {
@@ -139,7 +198,7 @@ function signInScreen() {
 // --- Projects -----------------------------------------------------------------------------
 
 function projectsScreen() {
-  const state = { page: 1, q: "", status: "", editing: null, pending: false };
+  const state = { page: 1, q: "", status: "", editing: null };
   const message = messageBox();
   const list = h("ul", { className: "projects", "aria-label": "Projects" });
   const summary = h("p", { className: "summary", "aria-live": "polite" });
@@ -212,7 +271,7 @@ function projectsScreen() {
         "div",
         { className: "actions" },
         h("button", { type: "button", onclick: () => edit(project, card) }, "Edit", h("span", { className: "visually-hidden" }, ` ${project.name}`)),
-        h("button", { type: "button", className: "danger", onclick: () => confirmDelete(project, card) }, "Delete", h("span", { className: "visually-hidden" }, ` ${project.name}`)),
+        h("button", { type: "button", className: "danger", onclick: (event) => confirmDelete(project, card, event.currentTarget) }, "Delete", h("span", { className: "visually-hidden" }, ` ${project.name}`)),
       ),
     );
     return card;
@@ -290,68 +349,41 @@ function projectsScreen() {
     load().then(() => list.querySelector(`[data-id="${id}"] button`)?.focus());
   }
 
-  function confirmDelete(project, card) {
-    const yes = h("button", { type: "button", className: "danger" }, "Yes, delete");
-    const no = h("button", { type: "button" }, "Keep it");
-    const prompt = h("div", { className: "confirm", role: "group", "aria-label": "Confirm deletion" }, h("p", {}, `Delete “${project.name}”? This cannot be undone.`), yes, no);
-    const actions = card.querySelector(".actions");
-    actions.replaceWith(prompt);
-    no.addEventListener("click", () => {
-      prompt.replaceWith(actions);
-      actions.querySelector(".danger").focus();
-    });
-    yes.addEventListener("click", async () => {
-      message.clear();
-      try {
-        await busy(yes, api.send("DELETE", `/api/v1/projects/${project.id}`));
+  function confirmDelete(project, card, trigger) {
+    confirmInPlace(card.querySelector(".actions"), trigger, {
+      question: `Delete “${project.name}”? This cannot be undone.`,
+      message,
+      run: async () => {
+        await api.send("DELETE", `/api/v1/projects/${project.id}`);
         announce(`Deleted “${project.name}”.`);
         await load();
         q.focus();
-      } catch (error) {
-        message.showError(error);
-      }
+      },
     });
-    no.focus();
   }
 
-  let loading = null;
-  async function load() {
-    if (loading) {
-      state.pending = true;
-      return loading;
-    }
-    loading = (async () => {
-      try {
-        const result = await api.get("/api/v1/projects", {
-          page: state.page,
-          limit: 20,
-          q: state.q,
-          status: state.status,
-        });
-        list.replaceChildren(...result.data.map(projectCard));
-        if (!result.data.length) list.replaceChildren(h("li", { className: "empty" }, state.q || state.status ? "No project matches." : "No projects yet: create the first one above."));
-        const { total } = result.pagination;
-        summary.textContent = `${total} project${total === 1 ? "" : "s"}`;
-        pagerSlot.replaceChildren(
-          pager(result.pagination, (page) => {
-            state.page = page;
-            load();
-          }) || "",
-        );
-      } catch (error) {
-        message.showError(error);
-      }
-    })();
+  const load = coalesced(async () => {
     try {
-      await loading;
-    } finally {
-      loading = null;
+      const result = await api.get("/api/v1/projects", {
+        page: state.page,
+        limit: 20,
+        q: state.q,
+        status: state.status,
+      });
+      list.replaceChildren(...result.data.map(projectCard));
+      if (!result.data.length) list.replaceChildren(h("li", { className: "empty" }, state.q || state.status ? "No project matches." : "No projects yet: create the first one above."));
+      const { total } = result.pagination;
+      summary.textContent = `${total} project${total === 1 ? "" : "s"}`;
+      pagerSlot.replaceChildren(
+        pager(result.pagination, (page) => {
+          state.page = page;
+          load();
+        }) || "",
+      );
+    } catch (error) {
+      message.showError(error);
     }
-    if (state.pending) {
-      state.pending = false;
-      await load();
-    }
-  }
+  });
 
   main.replaceChildren(
     heading("Projects"),
@@ -623,18 +655,357 @@ function auditScreen() {
   return {};
 }
 
+// --- Webhooks (per user: a user's endpoints receive the events of that user's projects) ----
+
+const EVENT_TYPES = ["project.created", "project.updated", "project.deleted"];
+// While something is pending, or this long after an event or a redelivery, the open delivery
+// log refreshes itself (a delivery is written by the fan-out shortly after its event).
+const FOLLOW_MS = 60_000;
+const POLL_MS = 2_000;
+
+/**
+ * The fields of an endpoint, for creating one and for editing one.
+ * @param {{initial?: any, label: string, submit: string, message: any, onSubmit: (body: any) => Promise<unknown>, extra?: Node[]}} options
+ */
+function endpointForm({ initial, label, submit, message, onSubmit, extra = [] }) {
+  const url = h("input", { type: "url", name: "url", required: true, maxlength: "2048", autocomplete: "off", value: initial?.url });
+  const boxes = EVENT_TYPES.map((type) =>
+    h("input", { type: "checkbox", name: "events", value: type, checked: initial ? initial.events.includes(type) : true }),
+  );
+  const description = h("input", { name: "description", maxlength: "500", value: initial?.description ?? "" });
+  const button = h("button", { type: "submit" }, submit);
+  return h(
+    "form",
+    {
+      className: "card",
+      "aria-label": label,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        message.clear();
+        const body = {
+          url: url.value.trim(),
+          events: boxes.filter((box) => box.checked).map((box) => box.value),
+          description: description.value.trim() || null,
+        };
+        try {
+          await busy(button, onSubmit(body));
+        } catch (error) {
+          message.showError(error);
+        }
+      },
+    },
+    h("h2", {}, label),
+    field("URL", url, "Where Keel POSTs each event, signed per Standard Webhooks."),
+    h(
+      "fieldset",
+      { className: "events" },
+      h("legend", {}, "Events"),
+      boxes.map((box, i) => h("label", { className: "check" }, box, ` ${EVENT_TYPES[i]}`)),
+    ),
+    field("Description", description),
+    h("div", { className: "actions" }, button, extra),
+  );
+}
+
 function webhooksScreen() {
-  // PLACEHOLDER (webhooks issue): list endpoints, create/edit/delete, rotate secret, and each
-  // endpoint's deliveries with redeliver, over /api/v1/webhooks (SPEC §10).
+  const message = messageBox();
+  const secretSlot = h("div");
+  const editorSlot = h("div");
+  const endpointsBody = h("tbody");
+  const deliveriesSlot = h("div");
+  /** @type {any} */
+  let selected = null;
+
+  const createForm = endpointForm({
+    label: "New endpoint",
+    submit: "Add endpoint",
+    message,
+    onSubmit: async (body) => {
+      const { body: created } = await api.send("POST", "/api/v1/webhooks", { body });
+      createForm.reset();
+      await loadEndpoints();
+      showSecret(created, `Endpoint ${created.url} added.`);
+    },
+  });
+
+  /** The secret of a create or a rotation: on screen until dismissed, never fetched again. */
+  function showSecret(endpoint, done) {
+    const title = h("h2", { tabindex: "-1" }, "Signing secret");
+    const stored = h("button", { type: "button" }, "I have stored it");
+    const panel = h(
+      "section",
+      { className: "card secret-once", "aria-label": "Signing secret", "data-endpoint": endpoint.id },
+      title,
+      h("p", {}, `${done} Copy its signing secret now: Keel shows it only this once. Receivers verify the webhook-signature header with it.`),
+      h("p", {}, h("code", { className: "secret", "data-secret": "" }, endpoint.secret)),
+      stored,
+    );
+    stored.addEventListener("click", () => {
+      secretSlot.replaceChildren();
+      rowControl(endpoint.id, "deliveries")?.focus();
+    });
+    secretSlot.replaceChildren(panel);
+    title.focus();
+    announce(done);
+  }
+
+  /** @returns {HTMLElement | null} */
+  function rowControl(id, action) {
+    return endpointsBody.querySelector(`tr[data-id="${id}"] [data-action="${action}"]`);
+  }
+
+  function endpointRow(endpoint) {
+    const hidden = h("span", { className: "visually-hidden" }, ` ${endpoint.url}`);
+    const button = (action, text, attrs = {}) =>
+      h("button", { type: "button", "data-action": action, ...attrs }, text, hidden.cloneNode(true));
+    const deliveries = button("deliveries", "Deliveries", { onclick: () => select(endpoint) });
+    const edit = button("edit", "Edit", { onclick: () => openEditor(endpoint) });
+    const toggle = button("toggle", endpoint.isActive ? "Disable" : "Enable", {
+      onclick: () => patch(endpoint, { isActive: !endpoint.isActive }, toggle, endpoint.isActive ? "disabled" : "enabled"),
+    });
+    const rotate = button("rotate", "Rotate secret");
+    const remove = button("delete", "Delete", { className: "danger" });
+    const actions = h("div", { className: "actions" }, deliveries, edit, toggle, rotate, remove);
+    rotate.addEventListener("click", () =>
+      confirmInPlace(actions, rotate, {
+        question: `Replace the signing secret of ${endpoint.url}? The current one stops working at once.`,
+        yes: "Yes, rotate",
+        label: "Confirm rotation",
+        message,
+        run: async () => {
+          const { body: rotated } = await api.send("POST", `/api/v1/webhooks/${endpoint.id}/rotate-secret`);
+          await loadEndpoints();
+          showSecret(rotated, `New secret for ${endpoint.url}.`);
+        },
+      }),
+    );
+    remove.addEventListener("click", () =>
+      confirmInPlace(actions, remove, {
+        question: `Delete the endpoint ${endpoint.url} and its delivery log? This cannot be undone.`,
+        message,
+        run: async () => {
+          await api.send("DELETE", `/api/v1/webhooks/${endpoint.id}`);
+          if (selected?.id === endpoint.id) select(null);
+          if (secretSlot.querySelector(`[data-endpoint="${endpoint.id}"]`)) secretSlot.replaceChildren();
+          announce(`Deleted ${endpoint.url}.`);
+          await loadEndpoints();
+          createForm.querySelector("input")?.focus();
+        },
+      }),
+    );
+    const state = endpoint.isActive
+      ? h("span", { className: "badge active" }, "active")
+      : h("span", {}, h("span", { className: "badge disabled" }, "disabled"), endpoint.disabledReason ? h("small", { className: "reason" }, ` ${endpoint.disabledReason}`) : null);
+    return h(
+      "tr",
+      { "data-id": endpoint.id, className: selected?.id === endpoint.id ? "selected" : null, "aria-current": selected?.id === endpoint.id ? "true" : null },
+      h("td", { "data-label": "URL" }, endpoint.url, endpoint.description ? h("div", { className: "meta" }, endpoint.description) : null),
+      h("td", { "data-label": "Events" }, endpoint.events.join(", ")),
+      h("td", { "data-label": "Status" }, state),
+      h("td", {}, actions),
+    );
+  }
+
+  async function patch(endpoint, body, control, done) {
+    message.clear();
+    try {
+      await busy(control, api.send("PATCH", `/api/v1/webhooks/${endpoint.id}`, { body }));
+      announce(`${endpoint.url} ${done}.`);
+      await loadEndpoints();
+      rowControl(endpoint.id, "toggle")?.focus();
+    } catch (error) {
+      message.showError(error);
+    }
+  }
+
+  function openEditor(endpoint) {
+    message.clear();
+    const close = () => {
+      editorSlot.replaceChildren();
+      rowControl(endpoint.id, "edit")?.focus();
+    };
+    const cancel = h("button", { type: "button", onclick: close }, "Cancel");
+    const form = endpointForm({
+      initial: endpoint,
+      label: `Edit ${endpoint.url}`,
+      submit: "Save",
+      message,
+      extra: [cancel],
+      onSubmit: async (body) => {
+        await api.send("PATCH", `/api/v1/webhooks/${endpoint.id}`, { body });
+        announce(`Saved ${body.url}.`);
+        await loadEndpoints();
+        close();
+      },
+    });
+    form.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+    });
+    editorSlot.replaceChildren(form);
+    form.querySelector("input")?.focus();
+  }
+
+  const loadEndpoints = coalesced(async () => {
+    try {
+      const endpoints = (await api.get("/api/v1/webhooks")).data;
+      endpointsBody.replaceChildren(...endpoints.map(endpointRow));
+      if (!endpoints.length) endpointsBody.replaceChildren(h("tr", {}, h("td", { colspan: "4" }, "No endpoints yet: add the first one above.")));
+      if (selected) {
+        selected = endpoints.find((e) => e.id === selected.id) || null;
+        if (selected) deliveriesTitle.textContent = `Deliveries to ${selected.url}`;
+        else deliveriesSlot.replaceChildren();
+      }
+    } catch (error) {
+      message.showError(error);
+    }
+  });
+
+  // The delivery log of the selected endpoint.
+  const deliveriesTitle = h("h2", { id: "deliveries-heading", tabindex: "-1" });
+  const deliveriesBody = h("tbody");
+  const deliveriesSummary = h("p", { className: "summary", "aria-live": "polite" });
+  const refresh = h("button", { type: "button", onclick: () => busy(refresh, loadDeliveries()) }, "Refresh");
+  const deliveriesSection = h(
+    "section",
+    { "aria-labelledby": "deliveries-heading" },
+    deliveriesTitle,
+    h("div", { className: "toolbar" }, deliveriesSummary, refresh),
+    table(["Event", "Status", "Attempts", "Response", "Time", h("span", { className: "visually-hidden" }, "Actions")], deliveriesBody, "Delivery log"),
+  );
+  const openAttempts = new Set();
+  let shown = "";
+  let followUntil = 0;
+  let timer = 0;
+
+  function follow() {
+    followUntil = Date.now() + FOLLOW_MS;
+    schedule();
+  }
+
+  function schedule() {
+    if (timer) return; // a steady stream of events must not keep postponing the refresh
+    timer = window.setTimeout(async () => {
+      timer = 0;
+      if (!deliveriesSection.isConnected || !selected) return;
+      await loadDeliveries();
+    }, POLL_MS);
+  }
+
+  function deliveryRow(delivery) {
+    const last = delivery.attempts.at(-1);
+    const redeliver = h("button", { type: "button", "data-action": "redeliver" }, "Redeliver", h("span", { className: "visually-hidden" }, ` ${delivery.eventType} ${delivery.id}`));
+    redeliver.addEventListener("click", async () => {
+      message.clear();
+      try {
+        await busy(redeliver, api.send("POST", `/api/v1/webhooks/${selected.id}/deliveries/${delivery.id}/redeliver`));
+        announce(`Redelivery of ${delivery.eventType} queued.`);
+        follow();
+        await loadDeliveries();
+      } catch (error) {
+        message.showError(error);
+      }
+    });
+    const attempts = delivery.attempts.length
+      ? h(
+          "details",
+          {
+            open: openAttempts.has(delivery.id),
+            ontoggle: (event) => (event.currentTarget.open ? openAttempts.add(delivery.id) : openAttempts.delete(delivery.id)),
+          },
+          h("summary", { "data-action": "attempts" }, String(delivery.attempts.length)),
+          h(
+            "ol",
+            { className: "attempts" },
+            delivery.attempts.map((a) => h("li", {}, `${formatTime(a.at)}: ${a.statusCode ?? "no answer"}${a.error ? ` (${a.error})` : ""}, ${a.durationMs} ms`)),
+          ),
+        )
+      : "0";
+    const next = delivery.status === "pending" && delivery.nextAttemptAt ? h("div", { className: "meta" }, `next try ${formatTime(delivery.nextAttemptAt)}`) : null;
+    return h(
+      "tr",
+      { "data-id": delivery.id, "data-status": delivery.status },
+      h("td", { "data-label": "Event" }, h("code", {}, delivery.eventType), h("div", { className: "meta" }, `event ${delivery.eventId}`)),
+      h("td", { "data-label": "Status" }, h("span", { className: `badge ${delivery.status}` }, delivery.status), next),
+      h("td", { "data-label": "Attempts" }, attempts),
+      h("td", { "data-label": "Response" }, last ? String(last.statusCode ?? last.error ?? "—") : "—"),
+      h("td", { "data-label": "Time" }, formatTime(last?.at ?? delivery.createdAt)),
+      h("td", {}, redeliver),
+    );
+  }
+
+  const loadDeliveries = coalesced(async () => {
+    const endpoint = selected;
+    if (!endpoint) return;
+    let data;
+    try {
+      data = (await api.get(`/api/v1/webhooks/${endpoint.id}/deliveries`, { limit: 50 })).data;
+    } catch (error) {
+      message.showError(error);
+      return;
+    }
+    if (selected?.id !== endpoint.id) return;
+    const snapshot = JSON.stringify(data);
+    if (snapshot !== shown) {
+      shown = snapshot;
+      // Rows are rebuilt: keep the keyboard where it was.
+      const active = document.activeElement;
+      const row = deliveriesBody.contains(active) ? active?.closest("tr")?.getAttribute("data-id") : null;
+      const action = active?.getAttribute("data-action");
+      deliveriesBody.replaceChildren(...data.map(deliveryRow));
+      if (!data.length) deliveriesBody.replaceChildren(h("tr", {}, h("td", { colspan: "6" }, "No deliveries yet: they appear here once one of your projects changes.")));
+      if (row && action) /** @type {HTMLElement | null} */ (deliveriesBody.querySelector(`tr[data-id="${row}"] [data-action="${action}"]`))?.focus();
+      const failed = data.filter((d) => d.status === "failed").length;
+      deliveriesSummary.textContent = `${data.length} deliver${data.length === 1 ? "y" : "ies"}, newest first${failed ? `; ${failed} failed` : ""}.`;
+    }
+    if (data.some((d) => d.status === "pending") || Date.now() < followUntil) schedule();
+  });
+
+  function select(endpoint) {
+    selected = endpoint;
+    shown = "";
+    openAttempts.clear();
+    clearTimeout(timer);
+    timer = 0;
+    for (const row of endpointsBody.querySelectorAll("tr[data-id]")) {
+      const on = row.getAttribute("data-id") === endpoint?.id;
+      row.classList.toggle("selected", on);
+      if (on) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    }
+    if (!endpoint) {
+      deliveriesSlot.replaceChildren();
+      return;
+    }
+    deliveriesTitle.textContent = `Deliveries to ${endpoint.url}`;
+    deliveriesBody.replaceChildren();
+    deliveriesSummary.textContent = "Loading…";
+    deliveriesSlot.replaceChildren(deliveriesSection);
+    deliveriesTitle.focus();
+    follow();
+    loadDeliveries();
+  }
+
   main.replaceChildren(
     heading("Webhooks"),
+    h("p", {}, "Keel POSTs the events of your projects to these endpoints, signed per Standard Webhooks, and retries until they answer 2xx."),
+    message,
+    secretSlot,
+    createForm,
     h(
       "section",
-      { className: "card placeholder", "data-placeholder": "webhooks" },
-      h("p", {}, h("strong", {}, "Not available yet."), " Outgoing webhooks (SPEC §10) are being built; this screen will list your endpoints and their deliveries."),
+      { "aria-labelledby": "endpoints-heading" },
+      h("h2", { id: "endpoints-heading" }, "Your endpoints"),
+      table(["URL", "Events", "Status", h("span", { className: "visually-hidden" }, "Actions")], endpointsBody, "Webhook endpoints"),
     ),
+    editorSlot,
+    deliveriesSlot,
   );
-  return {};
+  loadEndpoints();
+  return {
+    onEvent() {
+      if (selected) follow();
+    },
+  };
 }
 
 // --- Shell --------------------------------------------------------------------------------
@@ -642,10 +1013,10 @@ function webhooksScreen() {
 const SCREENS = {
   "#/projects": { title: "Projects", render: projectsScreen },
   "#/sessions": { title: "Sessions", render: sessionsScreen },
+  "#/webhooks": { title: "Webhooks", render: webhooksScreen },
   "#/security": { title: "Security", render: securityScreen },
   "#/users": { title: "Users", render: usersScreen, admin: true },
   "#/audit": { title: "Audit log", render: auditScreen, admin: true },
-  "#/webhooks": { title: "Webhooks", render: webhooksScreen, admin: true },
 };
 
 function renderNav() {
