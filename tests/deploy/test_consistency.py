@@ -70,9 +70,15 @@ def test_image_user_is_the_fixed_non_root_uid_the_manifests_run_as() -> None:
 
 def test_port_agrees_everywhere() -> None:
     port = int(DOCKER_ENV["KEEL_PORT"])
-    assert DOCKERFILE["EXPOSE"] == [str(port)]
+    grpc_port = int(CONFIG["KEEL_GRPC_PORT"])
+    assert DOCKERFILE["EXPOSE"] == [f"{port} {grpc_port}"]
     assert int(CONFIG["KEEL_PORT"]) == port
-    assert [p["containerPort"] for p in CONTAINER["ports"]] == [port]
+    assert {p["name"]: p["containerPort"] for p in CONTAINER["ports"]} == {
+        "http": port,
+        "grpc": grpc_port,
+    }
+    service_ports = {p["name"]: p["targetPort"] for p in MANIFESTS["Service/keel"]["spec"]["ports"]}
+    assert service_ports == {"http": "http", "grpc": "grpc"}
     annotations = MANIFESTS["Deployment/keel"]["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(port)
     # compose's nginx reaches the instances by service name on that port.
