@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     # delete the entry on every instance, so this only bounds how often the database is asked.
     auth_cache_ttl_seconds: float = Field(default=60.0, gt=0)
 
+    # --- account mail (SPEC §11; docs/operations.md "E-mail") ------------------------------
+    # smtp://user:pass@host:587?starttls=true or smtps://user:pass@host:465; empty: each
+    # message is written to <data_dir>/mail/*.eml instead (the embedded default).
+    smtp_url: str = ""
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_from: str = "Keel <no-reply@localhost>"
+    # Where the front end lives: mail links point at {public_url}/reset-password?token=….
+    public_url: str = "http://localhost:8000"
+    # Project writes by a user who has not verified their address get 403 EMAIL_NOT_VERIFIED.
+    require_verified_email: bool = False
+    # Account mails (reset, verification, change) one address may be sent per window.
+    mail_rate_limit_per_address: str = "5/hour"
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60)
+    email_verify_ttl_seconds: int = Field(default=72 * 3600, ge=60)
+
     # --- projects ------------------------------------------------------------------------
     soft_delete_retention_days: int = Field(default=30, ge=0)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
@@ -211,6 +226,20 @@ class Settings(BaseSettings):
                 "backups are written encrypted with age or not at all"
             )
         return self
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str) -> str:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("KEEL_SMTP_URL must start with smtp:// or smtps://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("KEEL_PUBLIC_URL must be an http(s):// URL")
+        return value.rstrip("/")
 
     @field_validator("webhook_retry_schedule")
     @classmethod
