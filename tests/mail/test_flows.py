@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import text, update
 
+from keel.identity.models import EmailToken
 from tests.conftest import register_user
 from tests.mail.conftest import Mailbox, link_token, parts
 
@@ -239,8 +242,7 @@ async def test_expired_tokens_are_refused(
     reset_mail = (await mailbox.wait(user.email, 2))[1]
     async with app.state.services.database.transaction() as session:
         await session.execute(
-            text("UPDATE email_tokens SET expires_at = :past"),
-            {"past": "2000-01-01 00:00:00+00:00"},
+            update(EmailToken).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
         )
     assert_error(
         await client.post(
