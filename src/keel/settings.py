@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # message is written to <data_dir>/mail/*.eml instead (the embedded default).
     smtp_url: str = ""
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Seconds before each retry of a mail the server did not take; then the job is dead.
+    mail_retry_schedule: str = "10,60,300,1800,7200"
     mail_from: str = "Keel <no-reply@localhost>"
     # Where the front end lives: mail links point at {public_url}/reset-password?token=….
     public_url: str = "http://localhost:8000"
@@ -241,18 +243,24 @@ class Settings(BaseSettings):
             raise ValueError("KEEL_PUBLIC_URL must be an http(s):// URL")
         return value.rstrip("/")
 
-    @field_validator("webhook_retry_schedule")
+    @field_validator("webhook_retry_schedule", "mail_retry_schedule")
     @classmethod
-    def _check_retry_schedule(cls, value: str) -> str:
+    def _check_retry_schedule(cls, value: str, info: ValidationInfo) -> str:
         parts = [part.strip() for part in value.split(",") if part.strip()]
         if not parts or not all(part.replace(".", "", 1).isdigit() for part in parts):
-            raise ValueError("KEEL_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds")
+            name = f"KEEL_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name} must be comma-separated seconds")
         return ",".join(parts)
 
     @property
     def webhook_retry_delays(self) -> tuple[float, ...]:
         """Seconds to wait before each retry of a failed delivery (SPEC §10)."""
         return tuple(float(part) for part in self.webhook_retry_schedule.split(","))
+
+    @property
+    def mail_retry_delays(self) -> tuple[float, ...]:
+        """Seconds to wait before each retry of a mail the SMTP server did not take."""
+        return tuple(float(part) for part in self.mail_retry_schedule.split(","))
 
     @property
     def effective_jobs_database_url(self) -> str:

@@ -349,3 +349,25 @@ async def test_change_body_is_validated(client: httpx.AsyncClient) -> None:
         f"{AUTH}/email/change", json={"newEmail": "new@example.com", "password": "x"}
     )
     assert anonymous.status_code == 401
+
+
+async def test_logs_name_recipient_and_subject_but_never_a_token(
+    client: httpx.AsyncClient,
+    mailbox: Mailbox,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user = await register_user(client)
+    (verify_mail,) = await mailbox.wait(user.email)
+    await client.post(f"{AUTH}/password/forgot", json={"email": user.email})
+    reset_mail = (await mailbox.wait(user.email, 2))[1]
+    tokens = [link_token(verify_mail, "verify-email"), link_token(reset_mail, "reset-password")]
+    await client.post(
+        f"{AUTH}/password/reset",
+        json={"token": tokens[1], "newPassword": "a brand new passphrase 42"},
+    )
+    logged = caplog.text + capsys.readouterr().out
+    assert "mail_sent" in logged
+    assert "Reset your password" in logged
+    for token in tokens:
+        assert token not in logged

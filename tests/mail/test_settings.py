@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 
 from keel.app import create_app
 from keel.mail.outbox import SmtpTarget
 from keel.settings import Settings
 from tests.conftest import register_user
-from tests.mail.conftest import Mailbox, eml_files, link_token, parts
+from tests.mail.conftest import Mailbox, eml_files, free_port, link_token, parts
 
 AUTH = "/api/v1/auth"
 
@@ -61,8 +63,6 @@ async def test_without_smtp_mail_is_written_as_eml_files(
     settings = mail_settings(smtp_url="")
     async for client in serve(settings):
         user = await register_user(client)
-        import asyncio
-
         for _ in range(600):
             if eml_files(settings.data_dir):
                 break
@@ -89,11 +89,21 @@ async def test_require_verified_email_guards_project_writes(
         assert refused.status_code == 403, refused.text
         assert refused.json()["code"] == "EMAIL_NOT_VERIFIED"
         assert (await client.get("/api/v1/projects", headers=user.headers)).status_code == 200
+        # GraphQL shares the project service, so the same rule holds there.
+        mutation = {
+            "query": "mutation($input: CreateProjectInput!) { createProject(input: $input) "
+            "{ id } }",
+            "variables": {"input": {"name": "Launch plan"}},
+        }
+        refused_gql = await client.post("/graphql", json=mutation, headers=user.headers)
+        assert refused_gql.json()["errors"][0]["extensions"]["code"] == "EMAIL_NOT_VERIFIED"
         (message,) = await mailbox.wait(user.email)
         token = link_token(message, "verify-email")
         assert (await client.post(f"{AUTH}/email/verify", json={"token": token})).status_code == 200
         created = await client.post("/api/v1/projects", json=body, headers=user.headers)
         assert created.status_code == 201, created.text
+        created_gql = await client.post("/graphql", json=mutation, headers=user.headers)
+        assert created_gql.json()["data"]["createProject"]["id"]
 
 
 async def test_unverified_users_write_when_not_required(client: httpx.AsyncClient) -> None:
@@ -102,6 +112,26 @@ async def test_unverified_users_write_when_not_required(client: httpx.AsyncClien
         "/api/v1/projects", json={"name": "Launch plan"}, headers=user.headers
     )
     assert created.status_code == 201, created.text
+
+
+async def test_a_mail_the_server_did_not_take_is_retried(
+    mail_settings: Callable[..., Settings],
+) -> None:
+    port = free_port()  # nothing listens here yet: the first attempts fail
+    settings = mail_settings(
+        smtp_url=f"smtp://127.0.0.1:{port}", mail_retry_schedule=",".join(["0.3"] * 40)
+    )
+    async for client in serve(settings):
+        user = await register_user(client)
+        mailbox = Mailbox()
+        await asyncio.sleep(0.5)  # let an attempt fail first (not asserted: it may not have)
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            (message,) = await mailbox.wait(user.email)
+        finally:
+            controller.stop()
+        assert link_token(message, "verify-email")
 
 
 @pytest.mark.parametrize(
@@ -125,7 +155,11 @@ def test_smtp_url_forms(url: str, expected: SmtpTarget) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"smtp_url": "http://mail.example"}, {"public_url": "app.example"}],
+    [
+        {"smtp_url": "http://mail.example"},
+        {"public_url": "app.example"},
+        {"mail_retry_schedule": "soon"},
+    ],
 )
 def test_bad_mail_settings_are_refused(
     make_settings: Callable[..., Settings], overrides: dict[str, str]

@@ -34,7 +34,6 @@ from keel.settings import Settings
 log = structlog.get_logger("keel.mail")
 
 MAIL_JOB = "mail.send"
-RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0, 7200.0)
 _SEAL_CONTEXT = b"keel-mail-v1"
 
 
@@ -115,7 +114,7 @@ class Mailer:
     @classmethod
     def wire(cls, *, settings: Settings, encryptor: Encryptor, jobs: JobEngine) -> Mailer:
         mailer = cls(settings=settings, encryptor=encryptor)
-        jobs.define(MAIL_JOB, mailer.deliver, retry_delays=RETRY_DELAYS)
+        jobs.define(MAIL_JOB, mailer.deliver, retry_delays=settings.mail_retry_delays)
         return mailer
 
     async def deliver(self, payload: Payload) -> None:
