@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -371,3 +372,18 @@ async def test_logs_name_recipient_and_subject_but_never_a_token(
     assert "Reset your password" in logged
     for token in tokens:
         assert token not in logged
+
+
+async def test_a_link_used_by_two_requests_at_once_works_once(
+    client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    user = await register_user(client)
+    (message,) = await mailbox.wait(user.email)
+    token = link_token(message, "verify-email")
+    answers = await asyncio.gather(
+        *(client.post(f"{AUTH}/email/verify", json={"token": token}) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
+    for answer in answers:
+        if answer.status_code == 400:
+            assert answer.json()["code"] == "INVALID_TOKEN"

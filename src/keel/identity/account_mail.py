@@ -65,29 +65,28 @@ async def limit_address(identity: Identity, limiter: RateLimiter | None, address
         )
 
 
-async def _use_token(
-    session: AsyncSession,
+async def _live_token(
     identity: Identity,
     token: str,
     *,
     purposes: tuple[str, ...],
     action: str,
     context: RequestContext,
-) -> tuple[EmailToken, User]:
-    """Use up a live token of one of `purposes` (atomically: once, even under concurrent
-    requests) and return it with its user; 400 INVALID_TOKEN otherwise.
+) -> str:
+    """The hash of a token that is live for one of `purposes`; else audited 400 INVALID_TOKEN.
 
-    It is read first, before this transaction writes: a failure is audited in a transaction
-    of its own, which must not wait for a write lock this one holds (SQLite).
+    Read in a short transaction of its own before the request's transaction writes: a
+    failure is audited in another transaction, which must not wait for a write lock the
+    request holds (SQLite), and a bad token costs no password hash.
     """
     hashed = mail_links.token_hash(token)
-    now = utcnow()
-    found = await repository.get_email_token(session, hashed)
+    async with identity.db.sessions() as lookup:
+        found = await repository.get_email_token(lookup, hashed)
     live = (
         found is not None
         and found.purpose in purposes
         and found.used_at is None
-        and found.expires_at > now
+        and found.expires_at > utcnow()
     )
     if not live:
         await audit.record_detached(
@@ -97,11 +96,19 @@ async def _use_token(
             details={"reason": "invalid_token"},
         )
         raise invalid_token()
+    return hashed
+
+
+async def _use_token(
+    session: AsyncSession, *, hashed: str, purposes: tuple[str, ...]
+) -> tuple[EmailToken, User]:
+    """Use the token up (one UPDATE … RETURNING: of concurrent uses, one wins) and return it
+    with its user; 400 INVALID_TOKEN when another request used it first."""
     used = await repository.consume_email_token(
-        session, token_hash=hashed, purposes=purposes, now=now
+        session, token_hash=hashed, purposes=purposes, now=utcnow()
     )
     user = await repository.get_user(session, used.user_id) if used is not None else None
-    if used is None or user is None or not user.is_active:  # used by a concurrent request
+    if used is None or user is None or not user.is_active:
         raise invalid_token()
     return used, user
 
@@ -162,12 +169,14 @@ async def reset_password(
     context: RequestContext,
 ) -> None:
     """Set a new password with a reset link's token; every session of the user ends."""
+    purposes = ("reset",)
+    hashed = await _live_token(
+        identity, token, purposes=purposes, action="auth.password_reset", context=context
+    )
     # Hashed before the transaction touches the database: no connection held meanwhile.
     new_hash = await identity.hasher.hash(new_password)
     now = utcnow()
-    _, user = await _use_token(
-        session, identity, token, purposes=("reset",), action="auth.password_reset", context=context
-    )
+    _, user = await _use_token(session, hashed=hashed, purposes=purposes)
     problem = identifier_problem(new_password, email=user.email, name=user.name)
     if problem is not None:  # raised before commit: the token stays usable
         raise ValidationFailed(details=[ErrorDetail(field="newPassword", message=problem)])
@@ -194,15 +203,12 @@ async def verify_email(
 ) -> User:
     """Apply a verification link (the address is proved) or a change link (the account
     moves to the new, thereby proved, address)."""
-    now = utcnow()
-    used, user = await _use_token(
-        session,
-        identity,
-        token,
-        purposes=("verify", "change"),
-        action="auth.email_verified",
-        context=context,
+    purposes = ("verify", "change")
+    hashed = await _live_token(
+        identity, token, purposes=purposes, action="auth.email_verified", context=context
     )
+    now = utcnow()
+    used, user = await _use_token(session, hashed=hashed, purposes=purposes)
     if used.email is None:  # pragma: no cover - verify and change tokens always name one
         raise invalid_token()
     if used.purpose == "verify":
