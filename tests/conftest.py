@@ -42,6 +42,7 @@ TABLES = [
     "event_watermarks",
     "audit_log",
     "projects",
+    "email_tokens",
     "auth_sessions",
     "users",
 ]

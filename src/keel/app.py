@@ -19,9 +19,11 @@ from keel.audit import routes as audit_routes
 from keel.backup.service import BackupSchedule
 from keel.console import routes as console_routes
 from keel.graphql import routes as graphql_routes
+from keel.identity import email_routes
 from keel.identity import routes as identity_routes
 from keel.identity.service import IDENTITY, Identity
 from keel.jobs.engine import JOBS, JobEngine
+from keel.mail.outbox import MAILER, Mailer
 from keel.models import Base
 from keel.platform import health, metrics
 from keel.platform.auth import AUTHENTICATOR
@@ -202,6 +204,9 @@ def build_services(settings: Settings) -> Services:
     )
     jobs = JobEngine(settings=settings, database=database)
     services.provide(JOBS, jobs)
+    services.provide(
+        MAILER, Mailer.wire(settings=settings, encryptor=services.encryptor, jobs=jobs)
+    )
     webhooks = WebhooksRuntime(settings=settings, encryptor=services.encryptor)
     services.provide(WEBHOOKS, webhooks)
     services.provide(DISPATCHER, Dispatcher.wire(database=database, runtime=webhooks, jobs=jobs))
@@ -290,6 +295,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(identity_routes.router)
+    app.include_router(email_routes.router)
     app.include_router(account_routes.router)
     app.include_router(identity_routes.users_router)
     app.include_router(identity_routes.jwks_router)

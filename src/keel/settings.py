@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -100,6 +100,23 @@ class Settings(BaseSettings):
     # How long a session's liveness (revoked? user active? role) is cached; revocations
     # delete the entry on every instance, so this only bounds how often the database is asked.
     auth_cache_ttl_seconds: float = Field(default=60.0, gt=0)
+
+    # --- account mail (SPEC §11; docs/operations.md "E-mail") ------------------------------
+    # smtp://user:pass@host:587?starttls=true or smtps://user:pass@host:465; empty: each
+    # message is written to <data_dir>/mail/*.eml instead (the embedded default).
+    smtp_url: str = ""
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Seconds before each retry of a mail the server did not take; then the job is dead.
+    mail_retry_schedule: str = "10,60,300,1800,7200"
+    mail_from: str = "Keel <no-reply@localhost>"
+    # Where the front end lives: mail links point at {public_url}/reset-password?token=….
+    public_url: str = "http://localhost:8000"
+    # Project writes by a user who has not verified their address get 403 EMAIL_NOT_VERIFIED.
+    require_verified_email: bool = False
+    # Account mails (reset, verification, change) one address may be sent per window.
+    mail_rate_limit_per_address: str = "5/hour"
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60)
+    email_verify_ttl_seconds: int = Field(default=72 * 3600, ge=60)
 
     # --- projects ------------------------------------------------------------------------
     soft_delete_retention_days: int = Field(default=30, ge=0)
@@ -212,18 +229,38 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("webhook_retry_schedule")
+    @field_validator("smtp_url")
     @classmethod
-    def _check_retry_schedule(cls, value: str) -> str:
+    def _check_smtp_url(cls, value: str) -> str:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("KEEL_SMTP_URL must start with smtp:// or smtps://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("KEEL_PUBLIC_URL must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("webhook_retry_schedule", "mail_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str, info: ValidationInfo) -> str:
         parts = [part.strip() for part in value.split(",") if part.strip()]
         if not parts or not all(part.replace(".", "", 1).isdigit() for part in parts):
-            raise ValueError("KEEL_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds")
+            name = f"KEEL_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name} must be comma-separated seconds")
         return ",".join(parts)
 
     @property
     def webhook_retry_delays(self) -> tuple[float, ...]:
         """Seconds to wait before each retry of a failed delivery (SPEC §10)."""
         return tuple(float(part) for part in self.webhook_retry_schedule.split(","))
+
+    @property
+    def mail_retry_delays(self) -> tuple[float, ...]:
+        """Seconds to wait before each retry of a mail the SMTP server did not take."""
+        return tuple(float(part) for part in self.mail_retry_schedule.split(","))
 
     @property
     def effective_jobs_database_url(self) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.audit import service as audit
 from keel.identity import repository, sessions
 from keel.identity.auditing import audit_user
+from keel.identity.models import User
 from keel.identity.passwords import identifier_problem
 from keel.identity.service import Identity, get_profile
 from keel.identity.service import _locked_error as locked_error
@@ -73,16 +76,38 @@ async def change_password(
     problem = identifier_problem(new_password, email=user.email, name=user.name)
     if problem is not None:
         raise ValidationFailed(details=[ErrorDetail(field="newPassword", message=problem)])
-    new_hash = await identity.hasher.hash(new_password)
+    await replace_password(
+        session,
+        identity,
+        user=user,
+        new_hash=await identity.hasher.hash(new_password),
+        keep=actor.session_id,
+        action="auth.password_change",
+        context=context,
+    )
+
+
+async def replace_password(
+    session: AsyncSession,
+    identity: Identity,
+    *,
+    user: User,
+    new_hash: str,
+    keep: uuid.UUID | None,
+    action: str,
+    context: RequestContext,
+) -> None:
+    """Store a new password hash and revoke every session of the user but `keep` (None:
+    all of them), at once on every instance; audited as `action`."""
     user.password_hash = new_hash
     revoked = await repository.revoke_families(
-        session, user_id=user.id, keep=actor.session_id, revoked_at=utcnow()
+        session, user_id=user.id, keep=keep, revoked_at=utcnow()
     )
     await session.flush()
     await sessions.forget_sessions(session, identity, family_ids=revoked)
     await audit_user(
         session,
-        action="auth.password_change",
+        action=action,
         user_id=user.id,
         context=context,
         details={"sessionsRevoked": len(revoked)},

@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from keel.identity.models import AuthSession, User
+from keel.identity.models import AuthSession, EmailToken, User
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -190,3 +190,64 @@ async def list_users(session: AsyncSession, *, offset: int, limit: int) -> tuple
 async def get_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[User]:
     result = await session.execute(select(User).where(User.id.in_(user_ids)))
     return list(result.scalars())
+
+
+# --- one-time mail tokens (SPEC §11) -------------------------------------------------------
+
+
+async def get_email_token(session: AsyncSession, token_hash: str) -> EmailToken | None:
+    return (
+        await session.execute(select(EmailToken).where(EmailToken.token_hash == token_hash))
+    ).scalar_one_or_none()
+
+
+async def consume_email_token(
+    session: AsyncSession, *, token_hash: str, purposes: Sequence[str], now: datetime
+) -> EmailToken | None:
+    """Use up a live token in one statement: of two concurrent uses, exactly one gets it."""
+    row = (
+        await session.execute(
+            update(EmailToken)
+            .where(
+                EmailToken.token_hash == token_hash,
+                EmailToken.purpose.in_(list(purposes)),
+                EmailToken.used_at.is_(None),
+                EmailToken.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(
+                EmailToken.id,
+                EmailToken.purpose,
+                EmailToken.user_id,
+                EmailToken.email,
+                EmailToken.expires_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        return None
+    return EmailToken(
+        id=row.id,
+        purpose=row.purpose,
+        user_id=row.user_id,
+        email=row.email,
+        expires_at=row.expires_at,
+        used_at=now,
+    )
+
+
+async def retire_email_tokens(
+    session: AsyncSession, *, user_id: uuid.UUID, purposes: Sequence[str], now: datetime
+) -> None:
+    """Use up every live token of these purposes of a user (a newer one supersedes them)."""
+    await session.execute(
+        update(EmailToken)
+        .where(
+            EmailToken.user_id == user_id,
+            EmailToken.purpose.in_(list(purposes)),
+            EmailToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -152,3 +152,31 @@ class UserPatchIn(RequestModel):
 
 class Jwks(ApiModel):
     keys: list[dict[str, str]]
+
+
+# --- account mail (SPEC §11) ----------------------------------------------------------------
+
+MailToken = Annotated[
+    SafeStr,
+    StringConstraints(min_length=1, max_length=256),
+    Field(description="The `token` parameter of the link in the mail"),
+]
+
+
+class ForgotPasswordIn(RequestModel):
+    # Any string up to 320: validating it as an address would tell apart the 400 and the 202.
+    email: Annotated[SafeStr, Field(min_length=1, max_length=320)]
+
+
+class ResetPasswordIn(RequestModel):
+    token: MailToken
+    new_password: NewPassword
+
+
+class VerifyEmailIn(RequestModel):
+    token: MailToken
+
+
+class EmailChangeIn(RequestModel):
+    new_email: EmailStr = Field(max_length=320)
+    password: AnyPassword

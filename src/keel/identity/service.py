@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.audit import service as audit
-from keel.identity import repository, sessions, totp
+from keel.identity import mail_links, repository, sessions, totp
 from keel.identity.auditing import audit_user
 from keel.identity.models import User
 from keel.identity.schemas import LoginIn, RegisterIn
@@ -114,6 +114,8 @@ async def register(
     except IntegrityError as exc:  # a concurrent registration won the race
         raise Conflict("An account with this email already exists", code="EMAIL_TAKEN") from exc
     await audit_user(session, action="auth.register", user_id=user.id, context=context)
+    # In this transaction: the verification mail goes out if and only if the account exists.
+    await mail_links.send_verification(session, identity.settings, identity.encryptor, user=user)
     return user, await sessions.start_session(session, identity, user=user, context=context)
 
 

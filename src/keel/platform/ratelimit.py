@@ -42,7 +42,17 @@ from keel.settings import Settings
 log = structlog.get_logger("keel.ratelimit")
 
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
-AUTH_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"})
+AUTH_PATHS = frozenset(
+    {
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/refresh",
+        # The mail-link endpoints (SPEC §11): sending mail and guessing tokens, per IP.
+        "/api/v1/auth/password/forgot",
+        "/api/v1/auth/password/reset",
+        "/api/v1/auth/email/verify",
+    }
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 VERIFIED_TOKENS_MAX = 10000

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from keel.platform.deps import ContextDep, CurrentActor, ReadSessionDep, SessionDep, part
 from keel.platform.errors import (
+    Forbidden,
     NotFound,
     PreconditionFailed,
     Unauthorized,
@@ -140,7 +141,8 @@ async def list_projects(
                 },
             },
         ),
-        **error_responses(Unauthorized, UnprocessableEntity),
+        # 403 EMAIL_NOT_VERIFIED: KEEL_REQUIRE_VERIFIED_EMAIL and an unverified address.
+        **error_responses(Unauthorized, Forbidden, UnprocessableEntity),
     },
 )
 async def create_project(
@@ -196,7 +198,7 @@ async def get_project(
     return Response(content=project.body, media_type=JSON, headers={"ETag": etag})
 
 
-_WRITE_ERRORS = error_responses(Unauthorized, NotFound, PreconditionFailed)
+_WRITE_ERRORS = error_responses(Unauthorized, Forbidden, NotFound, PreconditionFailed)
 
 
 @router.put(

@@ -16,7 +16,13 @@ from keel.audit import service as audit
 from keel.platform.actor import Actor, RequestContext
 from keel.platform.cache import Cache
 from keel.platform.db import may_fill_cache, set_rls_actor, utcnow
-from keel.platform.errors import ErrorDetail, NotFound, PreconditionFailed, ValidationFailed
+from keel.platform.errors import (
+    ErrorDetail,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from keel.platform.security import derive_key
 from keel.platform.services import Slot
 from keel.platform.timestamps import iso_z
@@ -49,6 +55,7 @@ class ProjectsRuntime:
     cursors: CursorCodec
     cache: ProjectCache
     idempotency_ttl: timedelta
+    require_verified_email: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, cache: Cache) -> ProjectsRuntime:
@@ -56,6 +63,21 @@ class ProjectsRuntime:
             cursors=CursorCodec(derive_key(settings.signing_secret, b"projects-cursor")),
             cache=ProjectCache(cache),
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+            require_verified_email=settings.require_verified_email,
+        )
+
+
+def check_may_write(actor: Actor, runtime: ProjectsRuntime) -> None:
+    """KEEL_REQUIRE_VERIFIED_EMAIL: project writes need a verified address (SPEC §11).
+
+    Checked here, where every front door (REST, GraphQL, gRPC) writes; the profile is the
+    one authentication read, dropped from the cache whenever verification changes.
+    """
+    if not runtime.require_verified_email:
+        return
+    if actor.profile is None or not actor.profile.get("emailVerified", False):
+        raise Forbidden(
+            "Verify your e-mail address before changing projects", code="EMAIL_NOT_VERIFIED"
         )
 
 
@@ -188,6 +210,7 @@ async def create_project(
     idempotency: IdempotencyRequest | None = None,
 ) -> WriteOutcome:
     """Create a project owned by the actor; with an Idempotency-Key, at most once per key."""
+    check_may_write(actor, runtime)
     await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
     now = utcnow()
     if idempotency is not None:
@@ -293,6 +316,7 @@ async def update_project(
     runtime: ProjectsRuntime,
 ) -> WriteOutcome:
     """PUT (ProjectReplace: every field) or PATCH (ProjectPatch: the fields given)."""
+    check_may_write(actor, runtime)
     changes = _changes(data)
     fields = sorted(key for key in changes if not key.startswith("search_"))
     row = await _conditional_update(
@@ -325,6 +349,7 @@ async def delete_project(
     runtime: ProjectsRuntime,
 ) -> None:
     """Soft-delete: the row stays (invisible) until purge removes it after the retention."""
+    check_may_write(actor, runtime)
     now = utcnow()
     row = await _conditional_update(
         session, actor, raw_id, values={"deleted_at": now, "updated_at": now}, if_match=if_match

@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { ChangePasswordData, ChangePasswordErrors, ChangePasswordResponses, CreateEndpointData, CreateEndpointErrors, CreateEndpointResponses, CreateEventTicketData, CreateEventTicketErrors, CreateEventTicketResponses, CreateProjectData, CreateProjectErrors, CreateProjectResponses, DeleteAccountData, DeleteAccountErrors, DeleteAccountResponses, DeleteEndpointData, DeleteEndpointErrors, DeleteEndpointResponses, DeleteProjectData, DeleteProjectErrors, DeleteProjectResponses, ExportData, ExportErrors, ExportResponses, GetEndpointData, GetEndpointErrors, GetEndpointResponses, GetProjectData, GetProjectErrors, GetProjectResponses, HealthData, HealthResponses, JwksData, JwksResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListDeliveriesData, ListDeliveriesErrors, ListDeliveriesResponses, ListEndpointsData, ListEndpointsErrors, ListEndpointsResponses, ListProjectsData, ListProjectsErrors, ListProjectsResponses, ListSessionsData, ListSessionsErrors, ListSessionsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, LoginData, LoginErrors, LoginResponses, LogoutData, LogoutErrors, LogoutResponses, MfaDisableData, MfaDisableErrors, MfaDisableResponses, MfaEnableData, MfaEnableErrors, MfaEnableResponses, MfaSetupData, MfaSetupErrors, MfaSetupResponses, PatchProjectData, PatchProjectErrors, PatchProjectResponses, ProfileData, ProfileErrors, ProfileResponses, ReadyData, ReadyErrors, ReadyResponses, RedeliverData, RedeliverErrors, RedeliverResponses, RefreshData, RefreshErrors, RefreshResponses, RegisterData, RegisterErrors, RegisterResponses, ReplaceProjectData, ReplaceProjectErrors, ReplaceProjectResponses, RevokeSessionData, RevokeSessionErrors, RevokeSessionResponses, RotateSecretData, RotateSecretErrors, RotateSecretResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UpdateEndpointData, UpdateEndpointErrors, UpdateEndpointResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses } from './types.gen.js';
+import type { ChangeEmailData, ChangeEmailErrors, ChangeEmailResponses, ChangePasswordData, ChangePasswordErrors, ChangePasswordResponses, CreateEndpointData, CreateEndpointErrors, CreateEndpointResponses, CreateEventTicketData, CreateEventTicketErrors, CreateEventTicketResponses, CreateProjectData, CreateProjectErrors, CreateProjectResponses, DeleteAccountData, DeleteAccountErrors, DeleteAccountResponses, DeleteEndpointData, DeleteEndpointErrors, DeleteEndpointResponses, DeleteProjectData, DeleteProjectErrors, DeleteProjectResponses, ExportData, ExportErrors, ExportResponses, ForgotPasswordData, ForgotPasswordErrors, ForgotPasswordResponses, GetEndpointData, GetEndpointErrors, GetEndpointResponses, GetProjectData, GetProjectErrors, GetProjectResponses, HealthData, HealthResponses, JwksData, JwksResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListDeliveriesData, ListDeliveriesErrors, ListDeliveriesResponses, ListEndpointsData, ListEndpointsErrors, ListEndpointsResponses, ListProjectsData, ListProjectsErrors, ListProjectsResponses, ListSessionsData, ListSessionsErrors, ListSessionsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, LoginData, LoginErrors, LoginResponses, LogoutData, LogoutErrors, LogoutResponses, MfaDisableData, MfaDisableErrors, MfaDisableResponses, MfaEnableData, MfaEnableErrors, MfaEnableResponses, MfaSetupData, MfaSetupErrors, MfaSetupResponses, PatchProjectData, PatchProjectErrors, PatchProjectResponses, ProfileData, ProfileErrors, ProfileResponses, ReadyData, ReadyErrors, ReadyResponses, RedeliverData, RedeliverErrors, RedeliverResponses, RefreshData, RefreshErrors, RefreshResponses, RegisterData, RegisterErrors, RegisterResponses, ReplaceProjectData, ReplaceProjectErrors, ReplaceProjectResponses, ResendVerificationData, ResendVerificationErrors, ResendVerificationResponses, ResetPasswordData, ResetPasswordErrors, ResetPasswordResponses, RevokeSessionData, RevokeSessionErrors, RevokeSessionResponses, RotateSecretData, RotateSecretErrors, RotateSecretResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UpdateEndpointData, UpdateEndpointErrors, UpdateEndpointResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses, VerifyEmailData, VerifyEmailErrors, VerifyEmailResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -154,6 +154,74 @@ export const mfaEnable = <ThrowOnError extends boolean = false>(options: Options
 export const mfaDisable = <ThrowOnError extends boolean = false>(options: Options<MfaDisableData, ThrowOnError>) => (options.client ?? client).post<MfaDisableResponses, MfaDisableErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/v1/auth/mfa/disable',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Mail a password-reset link
+ *
+ * 202 for every address, with an account or without (no mail is sent then), so the answer does not tell who has an account. The mail links to `{KEEL_PUBLIC_URL}/reset-password?token=…`, good for 30 minutes and once; a newer request retires the earlier link. Limited per address (`KEEL_MAIL_RATE_LIMIT_PER_ADDRESS`) and per IP: 429 with Retry-After.
+ */
+export const forgotPassword = <ThrowOnError extends boolean = false>(options: Options<ForgotPasswordData, ThrowOnError>) => (options.client ?? client).post<ForgotPasswordResponses, ForgotPasswordErrors, ThrowOnError>({
+    url: '/api/v1/auth/password/forgot',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Set a new password with the token of a reset link
+ *
+ * Every session of the user is signed out (their refresh tokens stop working at once). A used, expired or unknown token: 400 `INVALID_TOKEN`. The new password follows the rules of registration (400 names the rule that failed; the token then stays usable). Following the link also proves the address (`emailVerified`).
+ */
+export const resetPassword = <ThrowOnError extends boolean = false>(options: Options<ResetPasswordData, ThrowOnError>) => (options.client ?? client).post<ResetPasswordResponses, ResetPasswordErrors, ThrowOnError>({
+    url: '/api/v1/auth/password/reset',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Apply the token of a verification or address-change link
+ *
+ * A verification link (sent at registration and by `/email/resend`, good for 72 hours) marks the address verified; an address-change link (from `/email/change`) makes the new address the account's, verified. Each link works once. A used, expired or unknown token: 400 `INVALID_TOKEN`; a new address that another account took meanwhile: 409 `EMAIL_TAKEN`. No sign-in needed: the token is the proof.
+ */
+export const verifyEmail = <ThrowOnError extends boolean = false>(options: Options<VerifyEmailData, ThrowOnError>) => (options.client ?? client).post<VerifyEmailResponses, VerifyEmailErrors, ThrowOnError>({
+    url: '/api/v1/auth/email/verify',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Send the signed-in user a new verification link
+ *
+ * Earlier links stay good until they expire. Nothing is sent when the address is already verified (still 202). Limited per address: 429 with Retry-After.
+ */
+export const resendVerification = <ThrowOnError extends boolean = false>(options?: Options<ResendVerificationData, ThrowOnError>) => (options?.client ?? client).post<ResendVerificationResponses, ResendVerificationErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/auth/email/resend',
+    ...options
+});
+
+/**
+ * Change the account's address (needs the password)
+ *
+ * The new address gets a confirmation link (`/verify-email?token=…`, 72 hours; `POST /email/verify` applies it), the current address a notice. Nothing changes until the link is followed. An address another account holds gets no link but the answer is the same 202, so this cannot be used to find accounts. A wrong password: 403 `INVALID_PASSWORD` (counted like a failed sign-in).
+ */
+export const changeEmail = <ThrowOnError extends boolean = false>(options: Options<ChangeEmailData, ThrowOnError>) => (options.client ?? client).post<ChangeEmailResponses, ChangeEmailErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/auth/email/change',
     ...options,
     headers: {
         'Content-Type': 'application/json',

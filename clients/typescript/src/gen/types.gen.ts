@@ -211,6 +211,20 @@ export type DeliveryOut = {
 };
 
 /**
+ * EmailChangeIn
+ */
+export type EmailChangeIn = {
+    /**
+     * Newemail
+     */
+    newEmail: string;
+    /**
+     * Password
+     */
+    password: string;
+};
+
+/**
  * EndpointCreate
  */
 export type EndpointCreate = {
@@ -423,6 +437,16 @@ export type ExportOut = {
     auditLog: Array<{
         [key: string]: unknown;
     }>;
+};
+
+/**
+ * ForgotPasswordIn
+ */
+export type ForgotPasswordIn = {
+    /**
+     * Email
+     */
+    email: string;
 };
 
 /**
@@ -725,6 +749,22 @@ export type RegisterIn = {
 };
 
 /**
+ * ResetPasswordIn
+ */
+export type ResetPasswordIn = {
+    /**
+     * Token
+     *
+     * The `token` parameter of the link in the mail
+     */
+    token: string;
+    /**
+     * Newpassword
+     */
+    newPassword: string;
+};
+
+/**
  * SessionList
  */
 export type SessionList = {
@@ -871,6 +911,18 @@ export type UserPatchIn = {
      * Isactive
      */
     isActive?: boolean | null;
+};
+
+/**
+ * VerifyEmailIn
+ */
+export type VerifyEmailIn = {
+    /**
+     * Token
+     *
+     * The `token` parameter of the link in the mail
+     */
+    token: string;
 };
 
 export type HealthData = {
@@ -1290,6 +1342,177 @@ export type MfaDisableResponses = {
 
 export type MfaDisableResponse = MfaDisableResponses[keyof MfaDisableResponses];
 
+export type ForgotPasswordData = {
+    body: ForgotPasswordIn;
+    path?: never;
+    query?: never;
+    url: '/api/v1/auth/password/forgot';
+};
+
+export type ForgotPasswordErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
+    /**
+     * Service temporarily unavailable
+     */
+    503: ErrorBody;
+};
+
+export type ForgotPasswordError = ForgotPasswordErrors[keyof ForgotPasswordErrors];
+
+export type ForgotPasswordResponses = {
+    /**
+     * Successful Response
+     */
+    202: unknown;
+};
+
+export type ResetPasswordData = {
+    body: ResetPasswordIn;
+    path?: never;
+    query?: never;
+    url: '/api/v1/auth/password/reset';
+};
+
+export type ResetPasswordErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
+    /**
+     * Service temporarily unavailable
+     */
+    503: ErrorBody;
+};
+
+export type ResetPasswordError = ResetPasswordErrors[keyof ResetPasswordErrors];
+
+export type ResetPasswordResponses = {
+    /**
+     * Successful Response
+     */
+    204: void;
+};
+
+export type ResetPasswordResponse = ResetPasswordResponses[keyof ResetPasswordResponses];
+
+export type VerifyEmailData = {
+    body: VerifyEmailIn;
+    path?: never;
+    query?: never;
+    url: '/api/v1/auth/email/verify';
+};
+
+export type VerifyEmailErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+    /**
+     * Conflict
+     */
+    409: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
+};
+
+export type VerifyEmailError = VerifyEmailErrors[keyof VerifyEmailErrors];
+
+export type VerifyEmailResponses = {
+    /**
+     * Successful Response
+     */
+    200: UserOut;
+};
+
+export type VerifyEmailResponse = VerifyEmailResponses[keyof VerifyEmailResponses];
+
+export type ResendVerificationData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/api/v1/auth/email/resend';
+};
+
+export type ResendVerificationErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
+    /**
+     * Service temporarily unavailable
+     */
+    503: ErrorBody;
+};
+
+export type ResendVerificationError = ResendVerificationErrors[keyof ResendVerificationErrors];
+
+export type ResendVerificationResponses = {
+    /**
+     * Successful Response
+     */
+    202: unknown;
+};
+
+export type ChangeEmailData = {
+    body: EmailChangeIn;
+    path?: never;
+    query?: never;
+    url: '/api/v1/auth/email/change';
+};
+
+export type ChangeEmailErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
+    /**
+     * Service temporarily unavailable
+     */
+    503: ErrorBody;
+};
+
+export type ChangeEmailError = ChangeEmailErrors[keyof ChangeEmailErrors];
+
+export type ChangeEmailResponses = {
+    /**
+     * Successful Response
+     */
+    202: unknown;
+};
+
 export type ExportData = {
     body?: never;
     path?: never;
@@ -1617,6 +1840,10 @@ export type CreateProjectErrors = {
      */
     401: ErrorBody;
     /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
+    /**
      * The request cannot be processed
      */
     422: ErrorBody;
@@ -1662,6 +1889,10 @@ export type DeleteProjectErrors = {
      * Authentication required
      */
     401: ErrorBody;
+    /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
     /**
      * Resource not found
      */
@@ -1757,6 +1988,10 @@ export type PatchProjectErrors = {
      */
     401: ErrorBody;
     /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
+    /**
      * Resource not found
      */
     404: ErrorBody;
@@ -1806,6 +2041,10 @@ export type ReplaceProjectErrors = {
      * Authentication required
      */
     401: ErrorBody;
+    /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
     /**
      * Resource not found
      */

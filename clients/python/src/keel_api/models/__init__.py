@@ -11,6 +11,7 @@ from .auth_out import AuthOut
 from .delivery_list import DeliveryList
 from .delivery_out import DeliveryOut
 from .delivery_out_status import DeliveryOutStatus
+from .email_change_in import EmailChangeIn
 from .endpoint_create import EndpointCreate
 from .endpoint_create_events_item import EndpointCreateEventsItem
 from .endpoint_list import EndpointList
@@ -23,6 +24,7 @@ from .error_detail import ErrorDetail
 from .export_out import ExportOut
 from .export_out_audit_log_item import ExportOutAuditLogItem
 from .export_out_projects_item import ExportOutProjectsItem
+from .forgot_password_in import ForgotPasswordIn
 from .health import Health
 from .jwks import Jwks
 from .jwks_keys_item import JwksKeysItem
@@ -48,6 +50,7 @@ from .readiness import Readiness
 from .readiness_checks import ReadinessChecks
 from .refresh_in import RefreshIn
 from .register_in import RegisterIn
+from .reset_password_in import ResetPasswordIn
 from .session_list import SessionList
 from .session_out import SessionOut
 from .stream_events_response_200 import StreamEventsResponse200
@@ -58,6 +61,7 @@ from .user_out_role import UserOutRole
 from .user_page import UserPage
 from .user_patch_in import UserPatchIn
 from .user_patch_in_role_type_0 import UserPatchInRoleType0
+from .verify_email_in import VerifyEmailIn
 
 __all__ = (
     "AccountDeleteIn",
@@ -71,6 +75,7 @@ __all__ = (
     "DeliveryList",
     "DeliveryOut",
     "DeliveryOutStatus",
+    "EmailChangeIn",
     "EndpointCreate",
     "EndpointCreateEventsItem",
     "EndpointList",
@@ -83,6 +88,7 @@ __all__ = (
     "ExportOut",
     "ExportOutAuditLogItem",
     "ExportOutProjectsItem",
+    "ForgotPasswordIn",
     "Health",
     "Jwks",
     "JwksKeysItem",
@@ -108,6 +114,7 @@ __all__ = (
     "ReadinessChecks",
     "RefreshIn",
     "RegisterIn",
+    "ResetPasswordIn",
     "SessionList",
     "SessionOut",
     "StreamEventsResponse200",
@@ -118,4 +125,5 @@ __all__ = (
     "UserPage",
     "UserPatchIn",
     "UserPatchInRoleType0",
+    "VerifyEmailIn",
 )
