@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -22,7 +22,9 @@ from strawberry.types import ExecutionContext
 
 from keel.graphql import subscriptions
 from keel.graphql.errors import ShapeErrors
+from keel.graphql.execution import FastLeafExecutionContext
 from keel.graphql.limits import ComplexityLimiter, Limits
+from keel.graphql.trusted import TrustedDocuments, load_trusted_documents
 from keel.graphql.types import (
     CreateProjectInput,
     KeelInfo,
@@ -261,6 +263,9 @@ class Subscription:
 
 
 class KeelSchema(strawberry.Schema):
+    # hash -> document: the only documents that run (production, when configured), else None.
+    trusted_documents: Mapping[str, str] | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -279,6 +284,7 @@ def build_schema(settings: Settings) -> KeelSchema:
         max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, max_cost=settings.graphql_max_cost
     )
     # Order matters: the validation cache sets the document's errors, the limiter adds its own.
+    trusted = load_trusted_documents(settings)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ShapeErrors,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
@@ -288,6 +294,15 @@ def build_schema(settings: Settings) -> KeelSchema:
     ]
     if not introspection_allowed(settings):
         extensions.append(DisableIntrospection)
-    return KeelSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    if trusted is not None:
+        # Last: its errors replace those of the validation hooks before it.
+        extensions.append(lambda: TrustedDocuments(documents=trusted))
+    schema = KeelSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=FastLeafExecutionContext,
     )
+    schema.trusted_documents = trusted
+    return schema
