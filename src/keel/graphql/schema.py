@@ -16,14 +16,13 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 
 from keel.graphql import subscriptions
 from keel.graphql.errors import ShapeErrors
 from keel.graphql.execution import FastLeafExecutionContext
-from keel.graphql.limits import ComplexityLimiter, Limits
+from keel.graphql.limits import ComplexityLimiter, Limits, TextKeyedCache, ValidationByText
 from keel.graphql.trusted import TrustedDocuments, load_trusted_documents
 from keel.graphql.types import (
     CreateProjectInput,
@@ -283,14 +282,17 @@ def build_schema(settings: Settings) -> KeelSchema:
     limits = Limits(
         max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, max_cost=settings.graphql_max_cost
     )
-    # Order matters: the validation cache sets the document's errors, the limiter adds its own.
     trusted = load_trusted_documents(settings)
+    # This schema's caches, by document text (see TextKeyedCache).
+    validated: TextKeyedCache[list[GraphQLError]] = TextKeyedCache(maxsize=256)
+    measured: TextKeyedCache[tuple[str, ...]] = TextKeyedCache(maxsize=512)
+    # Order matters: validation sets the document's errors, the limiter adds its own.
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ShapeErrors,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        lambda: ComplexityLimiter(limits=limits),
+        lambda: ValidationByText(cache=validated),
+        lambda: ComplexityLimiter(limits=limits, cache=measured),
     ]
     if not introspection_allowed(settings):
         extensions.append(DisableIntrospection)
