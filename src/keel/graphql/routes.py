@@ -174,6 +174,8 @@ async def _execute(
         raise BadGraphQLRequest(exc.as_http_error_reason("POST")) from exc
     except MissingQueryError as exc:
         raise BadGraphQLRequest("No GraphQL query found in the request") from exc
+    finally:
+        context.release()
     return result
 
 
