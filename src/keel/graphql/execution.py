@@ -11,15 +11,29 @@ arguments) takes graphql-core's own path unchanged, so results and errors stay t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
-from graphql import GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, Undefined, is_leaf_type
+from graphql import (
+    GraphQLEnumType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    Undefined,
+    is_leaf_type,
+)
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Any: graphql-core's constructor arguments, passed through.
+        super().__init__(*args, **kwargs)
+        self._leaf_plans: dict[int, tuple[FieldDetailsList, _LeafPlan | None]] = {}
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         # Any: an execution result or an awaitable of one.
         result = super().execute_operation(serially)
@@ -42,6 +56,20 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         a loaded worker for tens of milliseconds (docs/performance.md)."""
         self.async_helpers = None  # type: ignore[assignment]
 
+    def _leaf_plan(
+        self, parent_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> _LeafPlan | None:
+        """How to read this field directly, or None when graphql-core must; decided once per
+        field of the operation (a list of 20 objects asks 20 times)."""
+        plans = self._leaf_plans
+        # Like graphql-core's own memo: by the identity of the list, kept alive with it.
+        known = plans.get(id(field_details_list))
+        if known is not None and known[0] is field_details_list:
+            return known[1]
+        plan = _plan(parent_type, field_details_list, self)
+        plans[id(field_details_list)] = (field_details_list, plan)
+        return plan
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -51,37 +79,62 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any = None,
     ) -> Any:
         # Any: graphql-core's signature (a source object, a value or an awaitable of one).
-        node = field_details_list[0].node
-        field_def = parent_type.fields.get(node.name.value)
-        if (
-            field_def is not None
-            and not node.arguments
-            and not field_def.args
-            and (self.middleware_manager is None or not self.middleware_manager.middlewares)
-            and getattr(field_def.resolve, "_is_default", False)
-        ):
-            leaf = field_def.type
-            if isinstance(leaf, GraphQLNonNull):
-                leaf = leaf.of_type
-            if is_leaf_type(leaf):
-                assert field_def.resolve is not None
-                try:
-                    value = field_def.resolve(source, None)
-                except Exception:
-                    value = None
-                if value is not None:
-                    coerced = _coerce(leaf, value)
-                    if coerced is not None:
-                        return coerced
+        plan = self._leaf_plan(parent_type, field_details_list)
+        if plan is not None:
+            resolve, coerce = plan
+            try:
+                value = resolve(source, None)
+                coerced = None if value is None else coerce(value)
+            except Exception:
+                coerced = None  # graphql-core's own path below reports it
+            if coerced is not None and coerced is not Undefined:
+                return coerced
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
 
 
-def _coerce(leaf: GraphQLLeafType, value: Any) -> Any:
-    # Any: a scalar or enum value and its output form; None where graphql-core must decide.
-    try:
-        coerced = leaf.coerce_output_value(value)
-    except Exception:
+# A plain leaf field: its resolver (strawberry's attribute read) and its output coercion.
+_LeafPlan = tuple[Callable[..., Any], Callable[[Any], Any]]
+
+
+def _plan(
+    parent_type: GraphQLObjectType,
+    field_details_list: FieldDetailsList,
+    executor: StrawberryGraphQLCoreExecutionContext,
+) -> _LeafPlan | None:
+    node = field_details_list[0].node
+    field_def = parent_type.fields.get(node.name.value)
+    if (
+        field_def is None
+        or field_def.resolve is None
+        or node.arguments
+        or field_def.args
+        or (executor.middleware_manager is not None and executor.middleware_manager.middlewares)
+        or not getattr(field_def.resolve, "_is_default", False)
+    ):
         return None
-    return None if coerced is Undefined else coerced
+    leaf = field_def.type
+    if isinstance(leaf, GraphQLNonNull):
+        leaf = leaf.of_type
+    if not is_leaf_type(leaf):
+        return None
+    assert isinstance(leaf, GraphQLScalarType | GraphQLEnumType)
+    if isinstance(leaf, GraphQLEnumType):
+        # strawberry's enum type scans its values comparing `.value` for every output.
+        names = _names_of(leaf)
+        coerce_enum = leaf.coerce_output_value
+
+        def coerce(value: Any) -> Any:
+            return names[value] if value in names else coerce_enum(value)
+
+        return field_def.resolve, coerce
+    return field_def.resolve, leaf.coerce_output_value
+
+
+def _names_of(leaf: GraphQLEnumType) -> dict[Enum, str]:
+    wrapped = getattr(leaf, "wrapped_cls", None)
+    if not (isinstance(wrapped, type) and issubclass(wrapped, Enum)):
+        return {}
+    by_value = {definition.value: name for name, definition in leaf.values.items()}
+    return {member: by_value[member.value] for member in wrapped if member.value in by_value}
