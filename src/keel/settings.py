@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     graphql_introspection: bool | None = None
     # Each connection field costs its `first` times the `first` of the connections around it.
     graphql_max_cost: int = Field(default=1000, ge=1)
+    # Trusted documents (production only): a JSON file {"<sha256 hex>": "<document>"}; when
+    # set, only those documents run (docs/graphql.md). Ignored outside production.
+    graphql_trusted_documents: Path | None = None
 
     # --- jobs and webhooks (SPEC §10, docs/adr/0015-job-engine.md) -------------------------
     # Start the in-process job worker with the app (every instance takes work).

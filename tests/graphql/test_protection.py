@@ -4,14 +4,16 @@ a 5xx; persisted queries; introspection and GraphiQL by environment; rate limits
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
 from keel.app import create_app
-from keel.settings import Settings
+from keel.settings import ConfigurationError, Settings
 from tests.conftest import RegisteredUser, register_user
 from tests.graphql.conftest import codes, gql
 
@@ -252,3 +254,96 @@ async def test_graphql_requests_count_against_the_rate_limit(
     assert statuses == [200, 200, 200, 429]
     assert limited.json()["code"] == "RATE_LIMITED"
     assert "retry-after" in limited.headers
+
+
+# --- trusted documents (production) --------------------------------------------------------
+
+TRUSTED = "{ viewer { id } }"
+NOT_LISTED = "{ viewer { email } }"
+
+
+def _manifest(tmp_path: Path, documents: dict[str, str]) -> Path:
+    path = tmp_path / "trusted-documents.json"
+    path.write_text(json.dumps(documents))
+    return path
+
+
+def _sha(document: str) -> str:
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def _production(make_settings: Callable[..., Settings], **overrides: object) -> Settings:
+    return make_settings(
+        env="production", allow_sqlite_in_production=True, rate_limit_enabled=False, **overrides
+    )
+
+
+async def test_production_runs_only_trusted_documents(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    manifest = _manifest(tmp_path, {_sha(TRUSTED): TRUSTED})
+    app = create_app(_production(make_settings, graphql_trusted_documents=manifest))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="https://keel.test") as client:
+            user = await register_user(client)
+            in_full = await gql(client, TRUSTED, user=user)
+            assert in_full["data"]["viewer"]["id"] == user.id
+            by_hash = await client.post(
+                "/graphql",
+                json={
+                    "extensions": {"persistedQuery": {"version": 1, "sha256Hash": _sha(TRUSTED)}}
+                },
+                headers=user.headers,
+            )
+            assert by_hash.status_code == 200
+            assert by_hash.json()["data"]["viewer"]["id"] == user.id
+            refusals: list[tuple[str | None, str | None]] = [
+                (NOT_LISTED, None),  # not listed
+                (NOT_LISTED, _sha(NOT_LISTED)),  # registering it as an APQ does not list it
+                (None, "0" * 64),  # an unknown hash
+                (NOT_LISTED, _sha(TRUSTED)),  # a listed hash with another document
+            ]
+            for query, digest in refusals:
+                body: dict[str, object] = {} if query is None else {"query": query}
+                if digest is not None:
+                    body["extensions"] = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+                refused = await client.post("/graphql", json=body, headers=user.headers)
+                assert refused.status_code == 400, (query, digest)
+                assert refused.json().get("data") is None
+                assert codes(refused.json()) == ["DOCUMENT_NOT_TRUSTED"]
+            # Hostile input is refused, never a 5xx (by the parser's own limits first).
+            huge = await gql(client, "{" * 100_000, user=user, status=400)
+            assert huge["data"] is None
+            invalid = await gql(client, "{ nosuchfield }", user=user, status=400)
+            assert codes(invalid) == ["DOCUMENT_NOT_TRUSTED"]
+
+
+async def test_trusted_documents_apply_only_in_production(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    manifest = _manifest(tmp_path, {_sha(TRUSTED): TRUSTED})
+    app = create_app(make_settings(rate_limit_enabled=False, graphql_trusted_documents=manifest))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
+            user = await register_user(client)
+            body = await gql(client, NOT_LISTED, user=user)
+    assert body["data"]["viewer"]["email"] == user.email
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        json.dumps(["{ viewer { id } }"]),
+        json.dumps({"0" * 64: TRUSTED}),  # a key that is not the document's hash
+    ],
+)
+def test_a_broken_trusted_documents_file_stops_startup(
+    make_settings: Callable[..., Settings], tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "trusted.json"
+    path.write_text(content)
+    with pytest.raises(ConfigurationError, match="KEEL_GRAPHQL_TRUSTED_DOCUMENTS"):
+        create_app(_production(make_settings, graphql_trusted_documents=path))

@@ -4,6 +4,7 @@ resume by lastEventId, the end of the session, and across two real server proces
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
 from keel.app import create_app
+from keel.platform import metrics
 from keel.settings import Settings
 from tests.conftest import RegisteredUser, register_user
 from tests.graphql.conftest import CREATE
@@ -172,7 +174,7 @@ async def test_connection_without_a_valid_token_is_refused(
     live: LiveServer, token: str | None
 ) -> None:
     socket = await GraphQLSocket.open(_ws(live), token)
-    assert await socket.closed_with() == 4403
+    assert await socket.closed_with() == 4401
 
 
 async def test_logout_ends_the_subscription(live: LiveServer, alice: RegisteredUser) -> None:
@@ -218,6 +220,79 @@ async def test_queries_and_mutations_over_the_socket(
     message = await socket.message()
     assert message["payload"]["data"]["projects"]["totalCount"] == 1
     await socket.conn.close()
+
+
+async def test_graphql_sockets_count_in_the_websocket_gauge(
+    live: LiveServer, alice: RegisteredUser
+) -> None:
+    def gauge() -> float:
+        return metrics.REGISTRY.get_sample_value("websocket_connections") or 0.0
+
+    before = gauge()
+    socket = await (await GraphQLSocket.open(_ws(live), alice.access_token)).acked()
+    assert gauge() == before + 1  # counted before connection_ack was sent
+    await socket.conn.close()
+    await socket.conn.wait_closed()
+    for _ in range(200):  # the server side finishes its handler just after the close
+        if gauge() == before:
+            break
+        await asyncio.sleep(0.05)
+    assert gauge() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "subprotocols"), [("/graphql", ["graphql-transport-ws"]), ("/api/v1/ws", None)]
+)
+async def test_websocket_upgrades_count_against_the_ip_rate_limit(
+    make_settings: Callable[..., Settings], path: str, subprotocols: list[str] | None
+) -> None:
+    app = create_app(make_settings(rate_limit_anonymous="2/15minutes"))
+    async with LifespanManager(app):
+        async for server in serve(app):
+            url = _ws(server) + path
+            for _ in range(2):
+                conn = await websockets.connect(url, subprotocols=subprotocols, open_timeout=10)
+                await conn.close()
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(url, subprotocols=subprotocols, open_timeout=10)
+            response = refused.value.response
+            assert response.status_code == 429
+            assert json.loads(response.body)["code"] == "RATE_LIMITED"
+            assert int(response.headers["retry-after"]) >= 1
+            # The HTTP requests of the same IP share the window.
+            async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+                assert (await http.get("/api/v1/auth/profile")).status_code == 429
+
+
+async def test_production_subscribes_only_to_trusted_documents(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    manifest = tmp_path / "trusted.json"
+    manifest.write_text(
+        json.dumps({hashlib.sha256(doc.encode()).hexdigest(): doc for doc in (EVENTS, CREATE)})
+    )
+    settings = make_settings(
+        env="production",
+        allow_sqlite_in_production=True,
+        rate_limit_enabled=False,
+        graphql_trusted_documents=manifest,
+    )
+    app = create_app(settings)
+    async with LifespanManager(app):
+        async for server in serve(app):
+            async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+                user = await register_user(http)
+                socket = await (await GraphQLSocket.open(_ws(server), user.access_token)).acked()
+                await socket.subscribe("subscription { projectEvents { id } }", op="untrusted")
+                message = await socket.message()
+                assert message["type"] == "error", message
+                assert [e["extensions"]["code"] for e in message["payload"]] == [
+                    "DOCUMENT_NOT_TRUSTED"
+                ]
+                await socket.subscribe(EVENTS, {"last": "0"}, op="trusted")
+                created = await _create(http, user, "Trusted")
+                assert (await socket.event())["project"]["id"] == created["id"]
+                await socket.conn.close()
 
 
 # --- across two real processes ---------------------------------------------------------------

@@ -52,13 +52,28 @@ class GraphQLContext(BaseContext):
         self._actor_lock = asyncio.Lock()
         self._session_lock = asyncio.Lock()
         # A WebSocket context lives as long as its connection: batch, but never cache.
-        cache = session is not None
-        self.users: DataLoader[uuid.UUID, User | None] = DataLoader(
-            load_fn=self._load_users, cache=cache
-        )
-        self.owner_pages: DataLoader[OwnerPageKey, ProjectRows] = DataLoader(
-            load_fn=self._load_owner_pages, cache=cache
-        )
+        self._cache_loads = session is not None
+        self._users: DataLoader[uuid.UUID, User | None] | None = None
+        self._owner_pages: DataLoader[OwnerPageKey, ProjectRows] | None = None
+
+    # The loaders are made on first use (most operations need none) and dropped by release():
+    # they hold bound methods of this context, a reference cycle that would otherwise keep
+    # the operation's objects (the request among them) for the cycle collector.
+    @property
+    def users(self) -> DataLoader[uuid.UUID, User | None]:
+        if self._users is None:
+            self._users = DataLoader(load_fn=self._load_users, cache=self._cache_loads)
+        return self._users
+
+    @property
+    def owner_pages(self) -> DataLoader[OwnerPageKey, ProjectRows]:
+        if self._owner_pages is None:
+            self._owner_pages = DataLoader(load_fn=self._load_owner_pages, cache=self._cache_loads)
+        return self._owner_pages
+
+    def release(self) -> None:
+        """The operation is over: break the loaders' cycle (see above)."""
+        self._users = self._owner_pages = None
 
     async def actor(self) -> Actor:
         """The authenticated caller (the one Authenticator: signature, expiry, session)."""

@@ -9,25 +9,28 @@ connections it sits in (the rows it may return).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Generic, TypeVar
 
 from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
+    validate,
 )
 from strawberry.extensions import SchemaExtension
 
 from keel.graphql.errors import too_complex
 
+V = TypeVar("V")
 CONNECTION_FIELDS = frozenset({"projects", "users"})
 DEFAULT_FIRST = 20
 MAX_FIRST = 100
@@ -173,13 +176,6 @@ def _frozen(variables: Mapping[str, object] | None) -> tuple[tuple[str, object],
     return frozen
 
 
-@lru_cache(maxsize=512)
-def _cached_violations(
-    document: DocumentNode, variables: tuple[tuple[str, object], ...], limits: Limits
-) -> tuple[str, ...]:
-    return _measured_violations(document, dict(variables), limits)
-
-
 def _measured_violations(
     document: DocumentNode, variables: Mapping[str, object], limits: Limits
 ) -> tuple[str, ...]:
@@ -190,32 +186,75 @@ def _measured_violations(
     return tuple(message for measure in measures for message in violations(limits, measure))
 
 
-def _violations_of(
-    document: DocumentNode, variables: Mapping[str, object] | None, limits: Limits
-) -> tuple[str, ...]:
-    # The parser cache hands out the same document for the same text: measure it once.
-    frozen = _frozen(variables)
-    if frozen is None:
-        return _measured_violations(document, variables or {}, limits)
-    return _cached_violations(document, frozen, limits)
+class TextKeyedCache(Generic[V]):
+    """A bounded cache keyed by the document's text, never by its AST: graphql-core's nodes
+    are frozen dataclasses whose hash walks the whole tree on every lookup (~50 µs for a
+    list query), where a str caches its hash. The parser cache hands out the same document
+    for the same text, so the text stands for the document."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._entries: dict[Hashable, V] = {}
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+        value = compute()
+        if len(self._entries) >= self.maxsize:
+            del self._entries[next(iter(self._entries))]  # the oldest entry
+        self._entries[key] = value
+        return value
 
 
 class ComplexityLimiter(SchemaExtension):
     """Rejects an over-limit document with QUERY_TOO_COMPLEX before graphql-core's own
     validation runs (so a hostile document costs only this linear measurement)."""
 
-    def __init__(self, *, limits: Limits) -> None:
+    def __init__(self, *, limits: Limits, cache: TextKeyedCache[tuple[str, ...]]) -> None:
         self.limits = limits
+        self.cache = cache
 
-    def on_validate(self) -> Iterator[None]:
-        # Runs after the validation cache's hook has set the document's own errors.
+    def _violations(self) -> tuple[str, ...]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None:
-            errors = [
-                too_complex(message)
-                for message in _violations_of(document, context.variables, self.limits)
-            ]
+        assert document is not None
+        variables = context.variables
+        frozen = _frozen(variables)
+        if frozen is None or context.query is None:
+            return _measured_violations(document, variables or {}, self.limits)
+        return self.cache.get_or_compute(
+            (context.query, frozen),
+            lambda: _measured_violations(document, variables or {}, self.limits),
+        )
+
+    def on_validate(self) -> Iterator[None]:
+        # Runs after the validation hook before it has set the document's own errors.
+        context = self.execution_context
+        if context.graphql_document is not None:
+            errors = [too_complex(message) for message in self._violations()]
             if errors:
                 context.pre_execution_errors = [*(context.pre_execution_errors or []), *errors]
+        yield
+
+
+class ValidationByText(SchemaExtension):
+    """graphql-core's validation of a document, once per text and set of rules (strawberry's
+    ValidationCache keys its cache by the AST, see TextKeyedCache)."""
+
+    def __init__(self, *, cache: TextKeyedCache[list[GraphQLError]]) -> None:
+        self.cache = cache
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.query is not None:
+            rules = tuple(context.validation_rules)
+            context.pre_execution_errors = list(
+                self.cache.get_or_compute(
+                    (context.query, rules),
+                    lambda: validate(context.schema._schema, document, rules),
+                )
+            )
         yield

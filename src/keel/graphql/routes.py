@@ -3,8 +3,10 @@ graphql-transport-ws on WebSocket /graphql."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +16,25 @@ from fastapi.routing import APIWebSocketRoute
 from starlette.requests import HTTPConnection
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET
 
 from keel.graphql.context import GraphQLContext
 from keel.graphql.errors import shape_error
 from keel.graphql.schema import KeelSchema, build_schema, introspection_allowed
+from keel.graphql.trusted import NOT_TRUSTED, NOT_TRUSTED_MESSAGE
+from keel.platform import metrics
 from keel.platform.actor import RequestContext, VerifiedToken
-from keel.platform.errors import AppError
+from keel.platform.errors import AppError, Unauthorized
 from keel.platform.services import Services, services_of
+from keel.realtime.hub import CloseCode
 
 PATH = "/graphql"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -88,8 +95,11 @@ def _field(data: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-async def _resolve_query(services: Services, data: dict[str, Any]) -> str:
-    """The document to run: `query`, or the one stored for its hash (persisted queries)."""
+async def _resolve_query(
+    services: Services, data: dict[str, Any], trusted: Mapping[str, str] | None
+) -> str:
+    """The document to run: `query`, or the one stored for its hash (persisted queries), or
+    with an allow-list in force the listed one for its hash (the schema refuses the rest)."""
     query: str | None = _field(data, "query", str)
     extensions: dict[str, Any] = _field(data, "extensions", dict) or {}
     persisted = extensions.get("persistedQuery")
@@ -100,6 +110,11 @@ async def _resolve_query(services: Services, data: dict[str, Any]) -> str:
     digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
     if not isinstance(digest, str) or not _SHA256.match(digest):
         raise BadGraphQLRequest("persistedQuery.sha256Hash must be 64 hex digits")
+    if trusted is not None:
+        listed = trusted.get(digest)
+        if listed is None or (query is not None and query != listed):
+            raise BadGraphQLRequest(NOT_TRUSTED_MESSAGE, code=NOT_TRUSTED)
+        return listed
     key = f"graphql:apq:{digest}"
     if query is None:
         stored = await services.cache.get(key)
@@ -127,7 +142,7 @@ def _is_request_error(result: ExecutionResult) -> bool:
 async def _execute(
     request: Request, services: Services, schema: KeelSchema, data: dict[str, Any]
 ) -> ExecutionResult:
-    query = await _resolve_query(services, data)
+    query = await _resolve_query(services, data, schema.trusted_documents)
     variables = _field(data, "variables", dict)
     operation_name = _field(data, "operationName", str)
     verified: VerifiedToken | None = getattr(request.state, "access_token", None)
@@ -159,6 +174,8 @@ async def _execute(
         raise BadGraphQLRequest(exc.as_http_error_reason("POST")) from exc
     except MissingQueryError as exc:
         raise BadGraphQLRequest("No GraphQL query found in the request") from exc
+    finally:
+        context.release()
     return result
 
 
@@ -222,8 +239,30 @@ async def graphiql_asset(request: Request, name: str) -> Response:
     return FileResponse(STATIC_DIR / name, headers={"cache-control": "public, max-age=86400"})
 
 
+class _ClosesOnce(ASGIWebSocketAdapter):
+    """The first close wins: Keel closes with its own code before strawberry would close a
+    rejected connection_init with 4403."""
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            await self.ws.close(code=code, reason=reason)
+
+
 class _WebSocketView(GraphQLRouter[GraphQLContext, None]):
     """strawberry's graphql-transport-ws handler, with Keel's context and authentication."""
+
+    websocket_adapter_class = _ClosesOnce
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        # Any: strawberry's overloads (an HTTP request or a WebSocket, and their responses).
+        if not isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        # The same gauge as /api/v1/ws: every open WebSocket of this process.
+        metrics.WEBSOCKET_CONNECTIONS.inc()
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            metrics.WEBSOCKET_CONNECTIONS.dec()
 
     async def on_ws_connect(self, context: GraphQLContext) -> None:
         params = context.connection_params
@@ -232,6 +271,11 @@ class _WebSocketView(GraphQLRouter[GraphQLContext, None]):
         try:
             await context.actor()
         except AppError as exc:
+            if isinstance(exc, Unauthorized) and isinstance(context.request, WebSocket):
+                # A missing, invalid or expired token is 4401, as on /api/v1/ws; strawberry's
+                # 4403 stays for a caller who is known but refused.
+                with contextlib.suppress(RuntimeError, OSError):
+                    await context.request.close(code=CloseCode.UNAUTHORIZED, reason=exc.message)
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
 
 

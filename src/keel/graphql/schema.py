@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,13 +16,14 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 
 from keel.graphql import subscriptions
 from keel.graphql.errors import ShapeErrors
-from keel.graphql.limits import ComplexityLimiter, Limits
+from keel.graphql.execution import FastLeafExecutionContext
+from keel.graphql.limits import ComplexityLimiter, Limits, TextKeyedCache, ValidationByText
+from keel.graphql.trusted import TrustedDocuments, load_trusted_documents
 from keel.graphql.types import (
     CreateProjectInput,
     KeelInfo,
@@ -261,6 +262,9 @@ class Subscription:
 
 
 class KeelSchema(strawberry.Schema):
+    # hash -> document: the only documents that run (production, when configured), else None.
+    trusted_documents: Mapping[str, str] | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -278,16 +282,29 @@ def build_schema(settings: Settings) -> KeelSchema:
     limits = Limits(
         max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, max_cost=settings.graphql_max_cost
     )
-    # Order matters: the validation cache sets the document's errors, the limiter adds its own.
+    trusted = load_trusted_documents(settings)
+    # This schema's caches, by document text (see TextKeyedCache).
+    validated: TextKeyedCache[list[GraphQLError]] = TextKeyedCache(maxsize=256)
+    measured: TextKeyedCache[tuple[str, ...]] = TextKeyedCache(maxsize=512)
+    # Order matters: validation sets the document's errors, the limiter adds its own.
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ShapeErrors,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        lambda: ComplexityLimiter(limits=limits),
+        lambda: ValidationByText(cache=validated),
+        lambda: ComplexityLimiter(limits=limits, cache=measured),
     ]
     if not introspection_allowed(settings):
         extensions.append(DisableIntrospection)
-    return KeelSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    if trusted is not None:
+        # Last: its errors replace those of the validation hooks before it.
+        extensions.append(lambda: TrustedDocuments(documents=trusted))
+    schema = KeelSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=FastLeafExecutionContext,
     )
+    schema.trusted_documents = trusted
+    return schema

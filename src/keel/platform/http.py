@@ -21,9 +21,10 @@ access_log = structlog.get_logger("keel.access")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # The docs page loads its own script and styles from /static; nothing from elsewhere.
+# GraphiQL's stylesheet embeds its fonts as data: URIs.
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'"
+    "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/static/")
 # The console (GET /console): its own files, and API calls and WebSockets to this origin only.

@@ -339,8 +339,14 @@ class ProtectionMiddleware:
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
         ip = client_ip(scope, self.trusted)
         state["client_ip"] = ip
-        if scope["type"] == "websocket" or scope["path"] in EXEMPT_PATHS:
+        if scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            # An upgrade counts as one request against the same limits (the overload guard is
+            # for short requests: a socket stays open for hours); refused before it opens.
+            if await self._admitted(scope, ip, state, send) is not None:
+                await self.app(scope, receive, send)
             return
         if _has_body(scope):
             # Admitted only once its body has arrived: a client stalling its upload holds a
@@ -361,36 +367,12 @@ class ProtectionMiddleware:
             return
         self.in_flight += 1
         try:
-            if self.limiter is None:
+            extra = await self._admitted(scope, ip, state, send)
+            if extra is None:
+                return
+            if not extra:  # no limiter
                 await self.app(scope, receive, send)
                 return
-            try:
-                decision = await self._check(scope, ip or "unknown", state)
-            except LimiterUnavailable:
-                await _reject(
-                    send,
-                    scope,
-                    status=503,
-                    code="SERVICE_UNAVAILABLE",
-                    message="Rate limiting is unavailable; retry shortly",
-                    headers=[(b"retry-after", b"5")],
-                )
-                return
-            if not decision.allowed:
-                RATE_LIMIT_REJECTIONS.inc()
-                await _reject(
-                    send,
-                    scope,
-                    status=429,
-                    code="RATE_LIMITED",
-                    message="Too many requests; retry later",
-                    headers=[
-                        (b"retry-after", str(decision.reset_after).encode()),
-                        *decision.headers(),
-                    ],
-                )
-                return
-            extra = decision.headers()
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -400,6 +382,37 @@ class ProtectionMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             self.in_flight -= 1
+
+    async def _admitted(
+        self, scope: Scope, ip: str | None, state: MutableMapping[str, Any], send: Send
+    ) -> list[tuple[bytes, bytes]] | None:
+        """The rate-limit headers for an admitted request; None once it has been refused."""
+        if self.limiter is None:
+            return []
+        try:
+            decision = await self._check(scope, ip or "unknown", state)
+        except LimiterUnavailable:
+            await _reject(
+                send,
+                scope,
+                status=503,
+                code="SERVICE_UNAVAILABLE",
+                message="Rate limiting is unavailable; retry shortly",
+                headers=[(b"retry-after", b"5")],
+            )
+            return None
+        if not decision.allowed:
+            RATE_LIMIT_REJECTIONS.inc()
+            await _reject(
+                send,
+                scope,
+                status=429,
+                code="RATE_LIMITED",
+                message="Too many requests; retry later",
+                headers=[(b"retry-after", str(decision.reset_after).encode()), *decision.headers()],
+            )
+            return None
+        return decision.headers()
 
     async def _check(self, scope: Scope, ip: str, state: MutableMapping[str, Any]) -> Decision:
         assert self.limiter is not None
@@ -478,6 +491,26 @@ async def _reject(
     headers: list[tuple[bytes, bytes]],
 ) -> None:
     # Rendered here rather than raised: this layer sits outside FastAPI's exception handlers.
+    if scope["type"] == "websocket":
+        send = _websocket_denial(scope, send)
     await send_error(
         send, status=status, code=code, message=message, path=scope["path"], headers=headers
     )
+
+
+def _websocket_denial(scope: Scope, send: Send) -> Send:
+    """A `send` that turns an HTTP error response into the refusal of a WebSocket upgrade: the
+    same status and body where the server supports the ASGI denial-response extension,
+    otherwise a close before accept (which the server answers with 403)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+
+        async def deny(message: Message) -> None:
+            await send({**message, "type": "websocket." + message["type"]})
+
+        return deny
+
+    async def close(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await send({"type": "websocket.close", "code": 1008})
+
+    return close
