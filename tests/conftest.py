@@ -42,6 +42,9 @@ TABLES = [
     "event_watermarks",
     "audit_log",
     "projects",
+    "oidc_handoffs",
+    "oidc_logins",
+    "oidc_identities",
     "auth_sessions",
     "users",
 ]

@@ -72,6 +72,18 @@ class LoginIn(RequestModel):
     totp: TotpCode | None = Field(default=None, description="Required when MFA is enabled")
 
 
+class OidcExchangeIn(RequestModel):
+    code: Annotated[
+        SafeStr,
+        Field(
+            min_length=1,
+            max_length=256,
+            description="The one-time `code` the OpenID callback added to the redirectUri",
+        ),
+    ]
+    totp: TotpCode | None = Field(default=None, description="Required when MFA is enabled")
+
+
 class RefreshIn(RequestModel):
     refresh_token: Annotated[SafeStr, Field(min_length=1, max_length=4096)]
 

@@ -42,7 +42,14 @@ from keel.settings import Settings
 log = structlog.get_logger("keel.ratelimit")
 
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
-AUTH_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"})
+AUTH_PATHS = frozenset(
+    {
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/oidc/exchange",
+    }
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 VERIFIED_TOKENS_MAX = 10000
