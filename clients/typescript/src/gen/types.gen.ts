@@ -518,6 +518,24 @@ export type MfaSetupOut = {
 };
 
 /**
+ * OidcExchangeIn
+ */
+export type OidcExchangeIn = {
+    /**
+     * Code
+     *
+     * The one-time `code` the OpenID callback added to the redirectUri
+     */
+    code: string;
+    /**
+     * Totp
+     *
+     * Required when MFA is enabled
+     */
+    totp?: string | null;
+};
+
+/**
  * Pagination
  *
  * The one pagination block of every list response (projects, users, audit).
@@ -1289,6 +1307,113 @@ export type MfaDisableResponses = {
 };
 
 export type MfaDisableResponse = MfaDisableResponses[keyof MfaDisableResponses];
+
+export type OidcAuthorizeData = {
+    body?: never;
+    path: {
+        /**
+         * Provider
+         *
+         * A provider named in KEEL_OIDC_PROVIDERS
+         */
+        provider: string;
+    };
+    query: {
+        /**
+         * Redirecturi
+         *
+         * Where the browser goes afterwards (on the allow-list)
+         */
+        redirectUri: string;
+    };
+    url: '/api/v1/auth/oidc/{provider}/authorize';
+};
+
+export type OidcAuthorizeErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+    /**
+     * Service temporarily unavailable
+     */
+    503: ErrorBody;
+};
+
+export type OidcAuthorizeError = OidcAuthorizeErrors[keyof OidcAuthorizeErrors];
+
+export type OidcCallbackData = {
+    body?: never;
+    path: {
+        /**
+         * Provider
+         *
+         * A provider named in KEEL_OIDC_PROVIDERS
+         */
+        provider: string;
+    };
+    query?: {
+        /**
+         * State
+         */
+        state?: string | null;
+        /**
+         * Code
+         */
+        code?: string | null;
+        /**
+         * Error
+         */
+        error?: string | null;
+    };
+    url: '/api/v1/auth/oidc/{provider}/callback';
+};
+
+export type OidcCallbackErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+};
+
+export type OidcCallbackError = OidcCallbackErrors[keyof OidcCallbackErrors];
+
+export type OidcExchangeData = {
+    body: OidcExchangeIn;
+    path?: never;
+    query?: never;
+    url: '/api/v1/auth/oidc/exchange';
+};
+
+export type OidcExchangeErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
+};
+
+export type OidcExchangeError = OidcExchangeErrors[keyof OidcExchangeErrors];
+
+export type OidcExchangeResponses = {
+    /**
+     * Successful Response
+     */
+    200: AuthOut;
+};
+
+export type OidcExchangeResponse = OidcExchangeResponses[keyof OidcExchangeResponses];
 
 export type ExportData = {
     body?: never;

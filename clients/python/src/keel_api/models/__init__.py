@@ -33,6 +33,7 @@ from .logout_in import LogoutIn
 from .mfa_code_in import MfaCodeIn
 from .mfa_disable_in import MfaDisableIn
 from .mfa_setup_out import MfaSetupOut
+from .oidc_exchange_in import OidcExchangeIn
 from .pagination import Pagination
 from .password_change_in import PasswordChangeIn
 from .project_create import ProjectCreate
@@ -93,6 +94,7 @@ __all__ = (
     "MfaCodeIn",
     "MfaDisableIn",
     "MfaSetupOut",
+    "OidcExchangeIn",
     "Pagination",
     "PasswordChangeIn",
     "ProjectCreate",
