@@ -415,3 +415,16 @@ async def test_a_deactivated_user_is_not_signed_in(
     query = await sign_in(browser)
     assert query["error"] == "ACCOUNT_DISABLED"
     assert await count(live.app, "oidc_handoffs") == 0
+
+
+async def test_the_data_export_lists_linked_providers_and_erasure_removes_them(
+    browser: httpx.AsyncClient, live: Live, person: Person
+) -> None:
+    body = (await exchange(browser, (await sign_in(browser))["code"])).json()
+    headers = {"Authorization": f"Bearer {body['accessToken']}"}
+    export = (await browser.get("/api/v1/auth/export", headers=headers)).json()
+    assert [(i["provider"], i["subject"]) for i in export["linkedIdentities"]] == [
+        ("mock", person.sub)
+    ]
+    await execute(live.app, "DELETE FROM users")
+    assert await count(live.app, "oidc_identities") == 0

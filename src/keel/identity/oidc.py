@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import httpx
 import structlog
 from joserfc.errors import JoseError
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -506,3 +506,13 @@ async def exchange(
     if taken.rowcount != 1:  # type: ignore[attr-defined]  # a concurrent exchange won
         raise invalid_code()
     return user, tokens
+
+
+async def linked_identities(session: AsyncSession, user_id: uuid.UUID) -> list[OidcIdentity]:
+    """The provider accounts linked to a user (the data export lists them)."""
+    rows = await session.scalars(
+        select(OidcIdentity)
+        .where(OidcIdentity.user_id == user_id)
+        .order_by(OidcIdentity.created_at, OidcIdentity.provider)
+    )
+    return list(rows)

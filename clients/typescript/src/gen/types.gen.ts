@@ -412,6 +412,10 @@ export type ExportOut = {
      */
     sessions: Array<SessionOut>;
     /**
+     * Linkedidentities
+     */
+    linkedIdentities: Array<LinkedIdentityOut>;
+    /**
      * Projects
      */
     projects: Array<{
@@ -445,6 +449,28 @@ export type Jwks = {
     keys: Array<{
         [key: string]: string;
     }>;
+};
+
+/**
+ * LinkedIdentityOut
+ *
+ * An account at an OpenID provider that signs in as this user.
+ */
+export type LinkedIdentityOut = {
+    /**
+     * Provider
+     */
+    provider: string;
+    /**
+     * Subject
+     *
+     * The provider's `sub` for the user
+     */
+    subject: string;
+    /**
+     * Createdat
+     */
+    createdAt: string;
 };
 
 /**

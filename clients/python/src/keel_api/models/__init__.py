@@ -26,6 +26,7 @@ from .export_out_projects_item import ExportOutProjectsItem
 from .health import Health
 from .jwks import Jwks
 from .jwks_keys_item import JwksKeysItem
+from .linked_identity_out import LinkedIdentityOut
 from .list_projects_sort import ListProjectsSort
 from .list_projects_status_type_0 import ListProjectsStatusType0
 from .login_in import LoginIn
@@ -87,6 +88,7 @@ __all__ = (
     "Health",
     "Jwks",
     "JwksKeysItem",
+    "LinkedIdentityOut",
     "ListProjectsSort",
     "ListProjectsStatusType0",
     "LoginIn",
