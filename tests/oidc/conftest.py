@@ -118,13 +118,16 @@ def settings(
 ) -> Settings:
     return make_settings(
         public_url=f"http://127.0.0.1:{keel_port}",
-        oidc_providers="mock,offline",
+        oidc_providers="mock,offline,skewed",
         oidc_mock_issuer=provider.issuer,
         oidc_mock_client_id=CLIENT_ID,
         oidc_mock_client_secret=CLIENT_SECRET,
         # A provider nobody listens for: discovery fails.
         oidc_offline_issuer=f"http://127.0.0.1:{free_port()}",
         oidc_offline_client_id="nobody",
+        # Discovery there names another issuer (without the slash): nothing is trusted.
+        oidc_skewed_issuer=f"{provider.issuer}/",
+        oidc_skewed_client_id=CLIENT_ID,
         oidc_redirect_allowlist=f"{FRONT},{SPA_ORIGIN}",
     )
 

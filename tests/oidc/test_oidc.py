@@ -269,6 +269,8 @@ async def test_a_callback_in_another_browser_is_refused(
         ({"claims": {"nonce": None}}, "no nonce"),
         ({"claims": {"exp": 1_000_000_000}}, "expired"),
         ({"claims": {"sub": None}}, "no subject"),
+        ({"claims": {"sub": "s" * 256}}, "subject too long"),
+        ({"claims": {"sub": "a\u0000b"}}, "subject with NUL"),
         ({"forge": "other-key"}, "signed by another key"),
         ({"forge": "alg-none"}, "unsigned"),
     ],
@@ -396,11 +398,12 @@ async def test_no_email_from_the_provider_goes_back_with_an_error(
     await nothing_signed_in(live)
 
 
-async def test_an_unreachable_provider_goes_back_with_an_error(
-    browser: httpx.AsyncClient, live: Live
+@pytest.mark.parametrize("name", ["offline", "skewed"])
+async def test_an_unreachable_or_misconfigured_provider_goes_back_with_an_error(
+    browser: httpx.AsyncClient, live: Live, name: str
 ) -> None:
     response = await browser.get(
-        "/api/v1/auth/oidc/offline/authorize", params={"redirectUri": FRONT}
+        f"/api/v1/auth/oidc/{name}/authorize", params={"redirectUri": FRONT}
     )
     assert response.status_code == 302
     assert query_of(response.headers["location"])["error"] == "OIDC_PROVIDER_UNAVAILABLE"
@@ -428,3 +431,25 @@ async def test_the_data_export_lists_linked_providers_and_erasure_removes_them(
     ]
     await execute(live.app, "DELETE FROM users")
     assert await count(live.app, "oidc_identities") == 0
+
+
+@pytest.mark.parametrize("email", ["a\u0000@example.com", "a b@example.com", "nobody", ""])
+async def test_an_unusable_email_from_the_provider_goes_back_with_an_error(
+    browser: httpx.AsyncClient, live: Live, provider: Provider, person: Person, email: str
+) -> None:
+    provider.set(claims={**person.claims, "email": email})
+    query = await sign_in(browser)
+    assert query["error"] == "OIDC_EMAIL_MISSING"
+    await nothing_signed_in(live)
+
+
+async def test_the_provider_name_is_cleaned_and_bounded(
+    browser: httpx.AsyncClient, provider: Provider, person: Person
+) -> None:
+    provider.set(claims={**person.claims, "name": "  Ada\u0000 \n King\t" + "x" * 200})
+    user = (await exchange(browser, (await sign_in(browser))["code"])).json()["user"]
+    assert user["name"].startswith("Ada King xxx")
+    assert len(user["name"]) == 100
+    provider.set(claims={**person.claims, "sub": "another", "email": "b@example.com", "name": None})
+    user = (await exchange(browser, (await sign_in(browser))["code"])).json()["user"]
+    assert user["name"] == "b"

@@ -18,7 +18,7 @@ import secrets
 import uuid
 import warnings
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -58,6 +58,7 @@ SCOPE = "openid email profile"
 LEEWAY_SECONDS = 60
 MAX_NAME = 100
 MAX_EMAIL = 320
+MAX_SUBJECT = 255
 
 
 class OidcFailure(AppError):
@@ -221,13 +222,20 @@ class PendingLogin:
     nonce: str
     code_verifier: str
     redirect_uri: str
+    binding_hash: str
+    expires_at: datetime
+
+    def check(self, *, provider: str, binding: str | None) -> None:
+        """Still valid, for this provider's callback, in the browser that started it."""
+        if self.expires_at <= utcnow() or self.provider != provider:
+            raise invalid_state()
+        if binding is None or sha256_hex(binding) != self.binding_hash:
+            raise invalid_state("This sign-in was started in another browser; start it again")
 
 
-async def take_login(
-    identity: Identity, *, provider: str, state: str | None, binding: str | None
-) -> PendingLogin:
+async def take_login(identity: Identity, *, state: str | None) -> PendingLogin:
     """The sign-in `state` stands for, used up now (in a transaction of its own, so a failure
-    later does not give it back). Unknown state: INVALID_STATE without a redirectUri."""
+    later does not give it back). Unknown state: INVALID_STATE, with no redirectUri to go to."""
     if not state or len(state) > 256:
         raise invalid_state()
     async with identity.db.transaction() as session:
@@ -240,15 +248,14 @@ async def take_login(
                 row = None  # a concurrent callback took it first
     if row is None:
         raise invalid_state()
-    pending = PendingLogin(row.provider, row.nonce, row.code_verifier, row.redirect_uri)
-    if row.expires_at <= utcnow() or row.provider != provider:
-        raise RedirectedFailure(pending.redirect_uri, invalid_state())
-    if binding is None or sha256_hex(binding) != row.binding_hash:
-        raise RedirectedFailure(
-            pending.redirect_uri,
-            invalid_state("This sign-in was started in another browser; start it again"),
-        )
-    return pending
+    return PendingLogin(
+        provider=row.provider,
+        nonce=row.nonce,
+        code_verifier=row.code_verifier,
+        redirect_uri=row.redirect_uri,
+        binding_hash=row.binding_hash,
+        expires_at=row.expires_at,
+    )
 
 
 class RedirectedFailure(Exception):
@@ -320,22 +327,30 @@ async def verify_callback(
     except httpx.HTTPError as exc:
         raise provider_unavailable() from exc
     subject = str(claims["sub"])
+    if not subject or len(subject) > MAX_SUBJECT or not _printable(subject):
+        raise invalid_id_token()  # Core §2: at most 255 ASCII characters
     source: dict[str, Any] = dict(claims)
     if not source.get("email"):
         source = await _userinfo(app, token, subject=subject)
     email = str(source.get("email") or "").strip().lower()
-    if not email or len(email) > MAX_EMAIL or "@" not in email or any(c.isspace() for c in email):
+    if not email or len(email) > MAX_EMAIL or "@" not in email or not _printable(email):
         raise OidcFailure(
             "The identity provider did not share a usable e-mail address",
             code="OIDC_EMAIL_MISSING",
         )
-    display = str(claims.get("name") or source.get("name") or email.split("@", 1)[0])
+    display = str(claims.get("name") or source.get("name") or "")
+    name = " ".join("".join(ch if ch.isprintable() else " " for ch in display).split())[:MAX_NAME]
     return ProviderUser(
-        subject=subject[:255],
+        subject=subject,
         email=email,
         email_verified=_is_true(source.get("email_verified")),
-        name=" ".join(display.split())[:MAX_NAME] or email.split("@", 1)[0][:MAX_NAME],
+        name=name or email.split("@", 1)[0][:MAX_NAME],
     )
+
+
+def _printable(value: str) -> bool:
+    """No spaces or control characters (NUL included, which PostgreSQL text refuses)."""
+    return value.isprintable() and not any(ch.isspace() for ch in value)
 
 
 async def _userinfo(
@@ -359,9 +374,11 @@ async def sign_in_user(
     provider: str,
     who: ProviderUser,
     context: RequestContext,
+    password_hash: str,
 ) -> str:
     """Find the user of (provider, subject), else link the account with the same e-mail when
-    the provider verified it, else create one; return a one-time code for the front end."""
+    the provider verified it, else create one (with `password_hash`, of a password nobody
+    knows); return a one-time code for the front end."""
     details = {"method": "oidc", "provider": provider}
     linked = await session.get(OidcIdentity, (provider, who.subject))
     if linked is not None:
@@ -370,14 +387,11 @@ async def sign_in_user(
         user = await repository.get_user_by_email(session, who.email)
         if user is not None and not who.email_verified:
             raise Conflict(
-                "An account with this e-mail exists, and the identity provider has not "
-                "verified the address: sign in with your password and link from there",
+                "An account with this e-mail already exists and the identity provider has "
+                "not verified the address; sign in with your password instead",
                 code="OIDC_EMAIL_UNVERIFIED",
             )
         if user is None:
-            # A password nobody knows: the account signs in through the provider (or after a
-            # password reset); a password login costs the same full verification as any.
-            password_hash = await identity.hasher.hash(secrets.token_urlsafe(32))
             user = User(
                 email=who.email,
                 name=who.name,
@@ -436,8 +450,9 @@ async def complete(
 
     Raises OidcFailure (INVALID_STATE) only when the state names no sign-in under way.
     """
-    pending = await take_login(identity, provider=provider, state=state, binding=binding)
+    pending = await take_login(identity, state=state)
     try:
+        pending.check(provider=provider, binding=binding)
         if error:
             raise OidcFailure(
                 f"The identity provider answered: {error[:200]}", code="OIDC_PROVIDER_ERROR"
@@ -445,10 +460,19 @@ async def complete(
         if not code:
             raise OidcFailure("The identity provider sent no code", code="OIDC_PROVIDER_ERROR")
         who = await verify_callback(clients, pending=pending, code=code, callback_url=callback_url)
+        # Hashed before the transaction, so no connection waits on the hashing pool. The
+        # account then signs in through the provider (or after a password reset), and a
+        # password login for it costs the same full verification as any other.
+        password_hash = await identity.hasher.hash(secrets.token_urlsafe(32))
         try:
             async with identity.db.transaction() as session:
                 one_time = await sign_in_user(
-                    session, identity, provider=provider, who=who, context=context
+                    session,
+                    identity,
+                    provider=provider,
+                    who=who,
+                    context=context,
+                    password_hash=password_hash,
                 )
         except IntegrityError as exc:  # a concurrent first sign-in of the same person
             raise Conflict(
