@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -453,3 +454,33 @@ async def test_the_provider_name_is_cleaned_and_bounded(
     provider.set(claims={**person.claims, "sub": "another", "email": "b@example.com", "name": None})
     user = (await exchange(browser, (await sign_in(browser))["code"])).json()["user"]
     assert user["name"] == "b"
+
+
+async def test_a_callback_without_a_code_goes_back_with_an_error(
+    browser: httpx.AsyncClient, live: Live
+) -> None:
+    at_provider = (await authorize(browser)).headers["location"]
+    back = (await browser.get(at_provider)).headers["location"]
+    state = query_of(back)["state"]
+    response = await browser.get("/api/v1/auth/oidc/mock/callback", params={"state": state})
+    assert query_of(response.headers["location"])["error"] == "OIDC_PROVIDER_ERROR"
+    await nothing_signed_in(live)
+
+
+async def test_a_code_exchanged_twice_at_once_opens_one_session(
+    browser: httpx.AsyncClient, live: Live
+) -> None:
+    code = (await sign_in(browser))["code"]
+    first, second = await asyncio.gather(exchange(browser, code), exchange(browser, code))
+    assert sorted([first.status_code, second.status_code]) == [200, 400]
+    assert await count(live.app, "auth_sessions") == 1
+
+
+async def test_a_callback_replayed_at_once_hands_out_one_code(
+    browser: httpx.AsyncClient, live: Live
+) -> None:
+    at_provider = (await authorize(browser)).headers["location"]
+    back = (await browser.get(at_provider)).headers["location"]
+    first, second = await asyncio.gather(browser.get(back), browser.get(back))
+    assert sorted([first.status_code, second.status_code]) == [302, 400]
+    assert await count(live.app, "oidc_handoffs") == 1
