@@ -43,6 +43,9 @@ TABLES = [
     "audit_log",
     "projects",
     "email_tokens",
+    "oidc_handoffs",
+    "oidc_logins",
+    "oidc_identities",
     "auth_sessions",
     "users",
 ]

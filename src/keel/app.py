@@ -19,8 +19,9 @@ from keel.audit import routes as audit_routes
 from keel.backup.service import BackupSchedule
 from keel.console import routes as console_routes
 from keel.graphql import routes as graphql_routes
-from keel.identity import email_routes
+from keel.identity import email_routes, oidc_routes
 from keel.identity import routes as identity_routes
+from keel.identity.oidc import OIDC, OidcClients
 from keel.identity.service import IDENTITY, Identity
 from keel.jobs.engine import JOBS, JobEngine
 from keel.mail.outbox import MAILER, Mailer
@@ -189,6 +190,7 @@ def build_services(settings: Settings) -> Services:
     )
     services.provide(IDENTITY, identity)
     services.provide(AUTHENTICATOR, identity)
+    services.provide(OIDC, OidcClients(settings))
     services.provide(PROJECTS, ProjectsRuntime.from_settings(settings, cache=cache))
     hub = EventHub(database=database, bus=services.bus, settings=settings)
     services.provide(HUB, hub)
@@ -296,6 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(identity_routes.router)
     app.include_router(email_routes.router)
+    app.include_router(oidc_routes.router)
     app.include_router(account_routes.router)
     app.include_router(identity_routes.users_router)
     app.include_router(identity_routes.jwks_router)

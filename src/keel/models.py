@@ -1,7 +1,14 @@
 """Imports every feature's models so Base.metadata knows all tables (Alembic, tests)."""
 
 from keel.audit.models import AuditEntry
-from keel.identity.models import AuthSession, EmailToken, User
+from keel.identity.models import (
+    AuthSession,
+    EmailToken,
+    OidcHandoff,
+    OidcIdentity,
+    OidcLogin,
+    User,
+)
 from keel.jobs.models import JobExecutor, JobHandoff
 from keel.platform.db import Base
 from keel.projects.models import Project
@@ -16,6 +23,9 @@ __all__ = [
     "Event",
     "JobExecutor",
     "JobHandoff",
+    "OidcHandoff",
+    "OidcIdentity",
+    "OidcLogin",
     "Project",
     "User",
     "WebhookAttempt",

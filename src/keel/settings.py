@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -25,6 +26,52 @@ class Env(StrEnum):
 
 class ConfigurationError(RuntimeError):
     """Raised at start-up when the configuration cannot be run safely."""
+
+
+# An OpenID provider's name: the {provider} of its routes and the <NAME> of its variables.
+OIDC_PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect provider (SPEC §11), from KEEL_OIDC_<NAME>_ISSUER, _CLIENT_ID and
+    _CLIENT_SECRET; discovery and the JWKS come from the issuer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    issuer: str
+    client_id: str
+    client_secret: str = ""  # empty: a public client (PKCE only, no client authentication)
+
+
+def _oidc_variable(name: str, part: str) -> str:
+    return f"oidc_{name.replace('-', '_')}_{part}"
+
+
+def _oidc_providers(raw: str, values: dict[str, object]) -> dict[str, OidcProvider]:
+    """KEEL_OIDC_PROVIDERS=name,… with each provider's KEEL_OIDC_<NAME>_* variables, read from
+    the settings' own input (arguments, .env) or else the environment (any case)."""
+    environment = {key.lower(): value for key, value in os.environ.items()}
+    providers: dict[str, OidcProvider] = {}
+    for name in (part.strip().lower() for part in raw.split(",")):
+        if not name:
+            continue
+        if not OIDC_PROVIDER_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"KEEL_OIDC_PROVIDERS: {name!r} is not a provider name "
+                "(lower-case letters, digits and hyphens, at most 32)"
+            )
+        found: dict[str, str] = {}
+        for part in ("issuer", "client_id", "client_secret"):
+            key = _oidc_variable(name, part)
+            value = values.get(key, environment.get(f"keel_{key}"))
+            if value:
+                found[part] = str(value).strip()
+        for part in ("issuer", "client_id"):
+            if not found.get(part):
+                variable = f"KEEL_{_oidc_variable(name, part).upper()}"
+                raise ConfigurationError(f"{variable} is required for the OpenID provider {name!r}")
+        providers[name] = OidcProvider(**found)
+    return providers
 
 
 class Settings(BaseSettings):
@@ -109,14 +156,26 @@ class Settings(BaseSettings):
     # Seconds before each retry of a mail the server did not take; then the job is dead.
     mail_retry_schedule: str = "10,60,300,1800,7200"
     mail_from: str = "Keel <no-reply@localhost>"
-    # Where the front end lives: mail links point at {public_url}/reset-password?token=….
-    public_url: str = "http://localhost:8000"
     # Project writes by a user who has not verified their address get 403 EMAIL_NOT_VERIFIED.
     require_verified_email: bool = False
     # Account mails (reset, verification, change) one address may be sent per window.
     mail_rate_limit_per_address: str = "5/hour"
     password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60)
     email_verify_ttl_seconds: int = Field(default=72 * 3600, ge=60)
+    # --- external sign-in (SPEC §11, docs/oidc.md) ---------------------------------------
+    # Where browsers reach Keel (e.g. https://keel.example.com): links in mail and the OpenID
+    # callback {public_url}/api/v1/auth/oidc/<name>/callback. Empty (not in production): the
+    # address the request came to.
+    public_url: str = ""
+    # KEEL_OIDC_PROVIDERS=name,…; each needs KEEL_OIDC_<NAME>_ISSUER and _CLIENT_ID and may
+    # have _CLIENT_SECRET (<NAME> upper-cased, '-' as '_').
+    oidc_providers: Annotated[dict[str, OidcProvider], NoDecode] = Field(default_factory=dict)
+    # Where the front end may be sent back to: comma-separated exact URIs, or origins
+    # (scheme://host[:port], no path) that allow any path on them. Empty: none.
+    oidc_redirect_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    oidc_state_ttl_seconds: int = Field(default=600, ge=1)  # authorize -> callback
+    oidc_code_ttl_seconds: int = Field(default=60, ge=1)  # callback -> exchange
+    oidc_http_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # --- projects ------------------------------------------------------------------------
     soft_delete_retention_days: int = Field(default=30, ge=0)
@@ -195,11 +254,38 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:
-        for key in ("cors_origins", "trusted_proxies", "backup_recipients"):
+        for key in (
+            "cors_origins",
+            "trusted_proxies",
+            "backup_recipients",
+            "oidc_redirect_allowlist",
+        ):
             raw = values.get(key)
             if isinstance(raw, str):
                 values[key] = [part.strip() for part in raw.split(",") if part.strip()]
+        providers = values.get("oidc_providers")
+        if isinstance(providers, str):
+            values["oidc_providers"] = _oidc_providers(providers, values)
         return values
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+            raise ValueError("KEEL_PUBLIC_URL must be an absolute http(s) URL")
+        return value
+
+    @field_validator("oidc_redirect_allowlist")
+    @classmethod
+    def _check_redirect_allowlist(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if not re.fullmatch(r"https?://[^/?#\s@]+(/[^#\s]*)?", entry):
+                raise ValueError(
+                    f"KEEL_OIDC_REDIRECT_ALLOWLIST: {entry!r} is not an absolute http(s) URI "
+                    "without a fragment"
+                )
+        return entries
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
@@ -225,6 +311,16 @@ class Settings(BaseSettings):
                 f"KEEL_JWT_ALGORITHM={self.jwt_algorithm} in production needs "
                 "KEEL_JWT_PRIVATE_KEY_FILE (the same key on every instance)"
             )
+        if self.oidc_providers and not self.public_url:
+            raise ConfigurationError(
+                "KEEL_OIDC_PROVIDERS needs KEEL_PUBLIC_URL in production: the callback URL "
+                "registered with each provider is built from it"
+            )
+        for name, provider in self.oidc_providers.items():
+            if not provider.issuer.startswith("https://"):
+                raise ConfigurationError(
+                    f"KEEL_OIDC_{name.upper().replace('-', '_')}_ISSUER must be https in production"
+                )
         if self.backup_schedule and not self.backup_recipients:
             raise ConfigurationError(
                 "KEEL_BACKUP_SCHEDULE needs KEEL_BACKUP_RECIPIENTS in production: "
@@ -239,13 +335,6 @@ class Settings(BaseSettings):
             raise ValueError("KEEL_SMTP_URL must start with smtp:// or smtps://")
         return value
 
-    @field_validator("public_url")
-    @classmethod
-    def _check_public_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("KEEL_PUBLIC_URL must be an http(s):// URL")
-        return value.rstrip("/")
-
     @field_validator("webhook_retry_schedule", "mail_retry_schedule")
     @classmethod
     def _check_retry_schedule(cls, value: str, info: ValidationInfo) -> str:
@@ -259,6 +348,11 @@ class Settings(BaseSettings):
     def webhook_retry_delays(self) -> tuple[float, ...]:
         """Seconds to wait before each retry of a failed delivery (SPEC §10)."""
         return tuple(float(part) for part in self.webhook_retry_schedule.split(","))
+
+    @property
+    def mail_base_url(self) -> str:
+        """Where mail links point: KEEL_PUBLIC_URL, else this instance on localhost."""
+        return self.public_url or f"http://localhost:{self.port}"
 
     @property
     def mail_retry_delays(self) -> tuple[float, ...]:

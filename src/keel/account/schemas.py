@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from keel.identity.schemas import AdminUserOut, SessionOut
+from keel.identity.schemas import AdminUserOut, LinkedIdentityOut, SessionOut
 from keel.platform.schemas import ApiModel
 
 
@@ -15,5 +15,6 @@ class ExportOut(ApiModel):
     exported_at: datetime
     user: AdminUserOut
     sessions: list[SessionOut]
+    linked_identities: list[LinkedIdentityOut]  # accounts at OpenID providers
     projects: list[dict[str, Any]]  # Any: project rows as JSON objects
     audit_log: list[dict[str, Any]]  # Any: audit rows as JSON objects

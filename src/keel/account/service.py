@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.account.schemas import ExportOut
 from keel.audit import service as audit
-from keel.identity import credentials
+from keel.identity import credentials, oidc
 from keel.identity import service as identity
 from keel.identity import sessions as identity_sessions
-from keel.identity.schemas import AdminUserOut, SessionOut
+from keel.identity.schemas import AdminUserOut, LinkedIdentityOut, SessionOut
 from keel.platform.actor import Actor, RequestContext
 from keel.platform.db import utcnow
 from keel.platform.timestamps import iso_z
@@ -29,6 +29,10 @@ async def export_data(session: AsyncSession, actor: Actor) -> ExportOut:
         user=AdminUserOut.model_validate(user),
         sessions=[
             SessionOut.of(s, actor) for s in await identity_sessions.list_sessions(session, actor)
+        ],
+        linked_identities=[
+            LinkedIdentityOut.model_validate(linked)
+            for linked in await oidc.linked_identities(session, user.id)
         ],
         projects=await projects.export_of_owner(session, actor),
         audit_log=[

@@ -52,7 +52,7 @@ async def issue_token(
 
 
 def link(settings: Settings, page: str, raw: str) -> str:
-    return f"{settings.public_url}/{page}?token={quote(raw, safe='')}"
+    return f"{settings.mail_base_url}/{page}?token={quote(raw, safe='')}"
 
 
 async def send_verification(

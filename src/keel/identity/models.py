@@ -100,3 +100,52 @@ class EmailToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OidcIdentity(Base):
+    """A user's account at an OpenID provider: (provider, subject) signs in as that user."""
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (Index("ix_oidc_identities_user_id", "user_id"),)
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The provider's `sub`: stable and unique per provider (OpenID Connect Core §5.7).
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUIDType, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class OidcLogin(Base):
+    """A sign-in started at a provider and not yet back: what the callback needs to finish it.
+
+    Keyed by the hash of `state`; taken (deleted) by the first callback that presents it.
+    """
+
+    __tablename__ = "oidc_logins"
+    __table_args__ = (Index("ix_oidc_logins_expires_at", "expires_at"),)
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    nonce: Mapped[str] = mapped_column(String(128), nullable=False)
+    code_verifier: Mapped[str] = mapped_column(String(128), nullable=False)
+    redirect_uri: Mapped[str] = mapped_column(String(2048), nullable=False)
+    # Hash of the browser binding (an HttpOnly cookie set with the redirect), so a callback
+    # URL replayed in another browser (login CSRF) does not sign that browser in.
+    binding_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OidcHandoff(Base):
+    """The one-time code the callback hands the front end, exchanged once for a session."""
+
+    __tablename__ = "oidc_handoffs"
+    __table_args__ = (Index("ix_oidc_handoffs_expires_at", "expires_at"),)
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUIDType, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

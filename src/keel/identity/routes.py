@@ -47,7 +47,7 @@ users_router = APIRouter(prefix="/api/v1/users", tags=["users (admin)"])
 jwks_router = APIRouter(tags=["auth"])
 
 
-def _auth_out(user: User, tokens: sessions.IssuedTokens) -> AuthOut:
+def auth_out(user: User, tokens: sessions.IssuedTokens) -> AuthOut:
     return AuthOut(
         user=UserOut.model_validate(user),
         access_token=tokens.access_token,
@@ -69,7 +69,7 @@ async def register(
     body: RegisterIn, session: SessionDep, identity: IdentityDep, context: ContextDep
 ) -> AuthOut:
     user, tokens = await service.register(session, identity, data=body, context=context)
-    return _auth_out(user, tokens)
+    return auth_out(user, tokens)
 
 
 @router.post(
@@ -85,7 +85,7 @@ async def login(
     body: LoginIn, session: SessionDep, identity: IdentityDep, context: ContextDep
 ) -> AuthOut:
     user, tokens = await service.login(session, identity, data=body, context=context)
-    return _auth_out(user, tokens)
+    return auth_out(user, tokens)
 
 
 @router.post(

@@ -72,6 +72,26 @@ class LoginIn(RequestModel):
     totp: TotpCode | None = Field(default=None, description="Required when MFA is enabled")
 
 
+class LinkedIdentityOut(ApiModel):
+    """An account at an OpenID provider that signs in as this user."""
+
+    provider: str
+    subject: str = Field(description="The provider's `sub` for the user")
+    created_at: datetime
+
+
+class OidcExchangeIn(RequestModel):
+    code: Annotated[
+        SafeStr,
+        Field(
+            min_length=1,
+            max_length=256,
+            description="The one-time `code` the OpenID callback added to the redirectUri",
+        ),
+    ]
+    totp: TotpCode | None = Field(default=None, description="Required when MFA is enabled")
+
+
 class RefreshIn(RequestModel):
     refresh_token: Annotated[SafeStr, Field(min_length=1, max_length=4096)]
 

@@ -198,19 +198,47 @@ async def login(
         reason = "inactive" if user is not None else "invalid_credentials"
         await _login_failed(identity, scopes=scopes, user=found, context=context, reason=reason)
         raise Unauthorized("Invalid email or password", code="INVALID_CREDENTIALS")
+    if identity.hasher.needs_rehash(user.password_hash):
+        # Rolled back with the transaction when the second factor below fails.
+        user.password_hash = await identity.hasher.hash(data.password)
+    tokens = await finish_sign_in(
+        session, identity, user=user, totp_code=data.totp, context=context, scopes=scopes
+    )
+    return user, tokens
+
+
+async def finish_sign_in(
+    session: AsyncSession,
+    identity: Identity,
+    *,
+    user: User,
+    totp_code: str | None,
+    context: RequestContext,
+    scopes: list[Scope] | None = None,
+    details: dict[str, str] | None = None,
+) -> IssuedTokens:
+    """What every sign-in ends with once the first factor holds (a password, or an OpenID
+    provider's word): the TOTP code when MFA is on, the `auth.login` audit row, a session.
+
+    `scopes` are the login's throttling scopes when the caller has checked them already.
+    """
+    if scopes is None:
+        scopes = _login_scopes(identity, email=user.email, context=context)
+        if user.mfa_enabled and (retry_after := await identity.throttle.retry_after(scopes)):
+            raise _locked_error(retry_after)
     if user.mfa_enabled:
-        if data.totp is None:
+        if totp_code is None:
             raise Unauthorized("A TOTP code is required for this account", code="MFA_REQUIRED")
-        if not totp.accept_code(identity.encryptor, user=user, code=data.totp):
+        if not totp.accept_code(identity.encryptor, user=user, code=totp_code):
             await _login_failed(
                 identity, scopes=scopes, user=user, context=context, reason="invalid_totp"
             )
             raise Unauthorized("Invalid TOTP code", code="INVALID_TOTP")
     await identity.throttle.reset(scopes[0])
-    if identity.hasher.needs_rehash(user.password_hash):
-        user.password_hash = await identity.hasher.hash(data.password)
-    await audit_user(session, action="auth.login", user_id=user.id, context=context)
-    return user, await sessions.start_session(session, identity, user=user, context=context)
+    await audit_user(
+        session, action="auth.login", user_id=user.id, context=context, details=details
+    )
+    return await sessions.start_session(session, identity, user=user, context=context)
 
 
 # --- refresh and logout --------------------------------------------------------------------

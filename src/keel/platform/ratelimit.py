@@ -51,6 +51,7 @@ AUTH_PATHS = frozenset(
         "/api/v1/auth/password/forgot",
         "/api/v1/auth/password/reset",
         "/api/v1/auth/email/verify",
+        "/api/v1/auth/oidc/exchange",
     }
 )
 

@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { ChangeEmailData, ChangeEmailErrors, ChangeEmailResponses, ChangePasswordData, ChangePasswordErrors, ChangePasswordResponses, CreateEndpointData, CreateEndpointErrors, CreateEndpointResponses, CreateEventTicketData, CreateEventTicketErrors, CreateEventTicketResponses, CreateProjectData, CreateProjectErrors, CreateProjectResponses, DeleteAccountData, DeleteAccountErrors, DeleteAccountResponses, DeleteEndpointData, DeleteEndpointErrors, DeleteEndpointResponses, DeleteProjectData, DeleteProjectErrors, DeleteProjectResponses, ExportData, ExportErrors, ExportResponses, ForgotPasswordData, ForgotPasswordErrors, ForgotPasswordResponses, GetEndpointData, GetEndpointErrors, GetEndpointResponses, GetProjectData, GetProjectErrors, GetProjectResponses, HealthData, HealthResponses, JwksData, JwksResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListDeliveriesData, ListDeliveriesErrors, ListDeliveriesResponses, ListEndpointsData, ListEndpointsErrors, ListEndpointsResponses, ListProjectsData, ListProjectsErrors, ListProjectsResponses, ListSessionsData, ListSessionsErrors, ListSessionsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, LoginData, LoginErrors, LoginResponses, LogoutData, LogoutErrors, LogoutResponses, MfaDisableData, MfaDisableErrors, MfaDisableResponses, MfaEnableData, MfaEnableErrors, MfaEnableResponses, MfaSetupData, MfaSetupErrors, MfaSetupResponses, PatchProjectData, PatchProjectErrors, PatchProjectResponses, ProfileData, ProfileErrors, ProfileResponses, ReadyData, ReadyErrors, ReadyResponses, RedeliverData, RedeliverErrors, RedeliverResponses, RefreshData, RefreshErrors, RefreshResponses, RegisterData, RegisterErrors, RegisterResponses, ReplaceProjectData, ReplaceProjectErrors, ReplaceProjectResponses, ResendVerificationData, ResendVerificationErrors, ResendVerificationResponses, ResetPasswordData, ResetPasswordErrors, ResetPasswordResponses, RevokeSessionData, RevokeSessionErrors, RevokeSessionResponses, RotateSecretData, RotateSecretErrors, RotateSecretResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UpdateEndpointData, UpdateEndpointErrors, UpdateEndpointResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses, VerifyEmailData, VerifyEmailErrors, VerifyEmailResponses } from './types.gen.js';
+import type { ChangeEmailData, ChangeEmailErrors, ChangeEmailResponses, ChangePasswordData, ChangePasswordErrors, ChangePasswordResponses, CreateEndpointData, CreateEndpointErrors, CreateEndpointResponses, CreateEventTicketData, CreateEventTicketErrors, CreateEventTicketResponses, CreateProjectData, CreateProjectErrors, CreateProjectResponses, DeleteAccountData, DeleteAccountErrors, DeleteAccountResponses, DeleteEndpointData, DeleteEndpointErrors, DeleteEndpointResponses, DeleteProjectData, DeleteProjectErrors, DeleteProjectResponses, ExportData, ExportErrors, ExportResponses, ForgotPasswordData, ForgotPasswordErrors, ForgotPasswordResponses, GetEndpointData, GetEndpointErrors, GetEndpointResponses, GetProjectData, GetProjectErrors, GetProjectResponses, HealthData, HealthResponses, JwksData, JwksResponses, ListAuditData, ListAuditErrors, ListAuditResponses, ListDeliveriesData, ListDeliveriesErrors, ListDeliveriesResponses, ListEndpointsData, ListEndpointsErrors, ListEndpointsResponses, ListProjectsData, ListProjectsErrors, ListProjectsResponses, ListSessionsData, ListSessionsErrors, ListSessionsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, LoginData, LoginErrors, LoginResponses, LogoutData, LogoutErrors, LogoutResponses, MfaDisableData, MfaDisableErrors, MfaDisableResponses, MfaEnableData, MfaEnableErrors, MfaEnableResponses, MfaSetupData, MfaSetupErrors, MfaSetupResponses, OidcAuthorizeData, OidcAuthorizeErrors, OidcCallbackData, OidcCallbackErrors, OidcExchangeData, OidcExchangeErrors, OidcExchangeResponses, PatchProjectData, PatchProjectErrors, PatchProjectResponses, ProfileData, ProfileErrors, ProfileResponses, ReadyData, ReadyErrors, ReadyResponses, RedeliverData, RedeliverErrors, RedeliverResponses, RefreshData, RefreshErrors, RefreshResponses, RegisterData, RegisterErrors, RegisterResponses, ReplaceProjectData, ReplaceProjectErrors, ReplaceProjectResponses, ResendVerificationData, ResendVerificationErrors, ResendVerificationResponses, ResetPasswordData, ResetPasswordErrors, ResetPasswordResponses, RevokeSessionData, RevokeSessionErrors, RevokeSessionResponses, RotateSecretData, RotateSecretErrors, RotateSecretResponses, StreamEventsData, StreamEventsErrors, StreamEventsResponse, StreamEventsResponses, UpdateEndpointData, UpdateEndpointErrors, UpdateEndpointResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses, VerifyEmailData, VerifyEmailErrors, VerifyEmailResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -222,6 +222,34 @@ export const resendVerification = <ThrowOnError extends boolean = false>(options
 export const changeEmail = <ThrowOnError extends boolean = false>(options: Options<ChangeEmailData, ThrowOnError>) => (options.client ?? client).post<ChangeEmailResponses, ChangeEmailErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/v1/auth/email/change',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Start signing in with an OpenID provider (browser navigation)
+ *
+ * Redirects to the provider with PKCE (S256), `state` and `nonce`; the provider sends the browser back to the callback, which ends at `redirectUri` with a one-time `code` for POST /api/v1/auth/oidc/exchange, or with `error` and `error_description`. `redirectUri` must be on KEEL_OIDC_REDIRECT_ALLOWLIST (else 400). Sets an HttpOnly cookie that binds the sign-in to this browser.
+ */
+export const oidcAuthorize = <ThrowOnError extends boolean = false>(options: Options<OidcAuthorizeData, ThrowOnError>) => (options.client ?? client).get<unknown, OidcAuthorizeErrors, ThrowOnError>({ url: '/api/v1/auth/oidc/{provider}/authorize', ...options });
+
+/**
+ * Where the OpenID provider returns the browser (register this URL with it)
+ *
+ * Verifies the state, exchanges the code, verifies the ID token (signature against the provider's JWKS, `iss`, `aud`, `exp`, `nonce`), then finds the user linked to the provider's subject, or links the account with the same e-mail only when the provider says `email_verified`, or creates one. Redirects to redirectUri with `code`, or with `error` (INVALID_STATE, INVALID_ID_TOKEN, OIDC_EMAIL_UNVERIFIED, OIDC_CODE_REJECTED, OIDC_PROVIDER_ERROR, OIDC_EMAIL_MISSING, ACCOUNT_DISABLED, OIDC_PROVIDER_UNAVAILABLE). A state that names no sign-in under way is a 400 INVALID_STATE.
+ */
+export const oidcCallback = <ThrowOnError extends boolean = false>(options: Options<OidcCallbackData, ThrowOnError>) => (options.client ?? client).get<unknown, OidcCallbackErrors, ThrowOnError>({ url: '/api/v1/auth/oidc/{provider}/callback', ...options });
+
+/**
+ * Trade the one-time code from the OpenID callback for tokens
+ *
+ * The same response as POST /api/v1/auth/login. The code is good once and for KEEL_OIDC_CODE_TTL_SECONDS (60 s by default); with MFA on, `totp` is needed as at login (a missing or wrong one leaves the code usable until it expires).
+ */
+export const oidcExchange = <ThrowOnError extends boolean = false>(options: Options<OidcExchangeData, ThrowOnError>) => (options.client ?? client).post<OidcExchangeResponses, OidcExchangeErrors, ThrowOnError>({
+    url: '/api/v1/auth/oidc/exchange',
     ...options,
     headers: {
         'Content-Type': 'application/json',

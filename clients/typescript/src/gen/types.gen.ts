@@ -426,6 +426,10 @@ export type ExportOut = {
      */
     sessions: Array<SessionOut>;
     /**
+     * Linkedidentities
+     */
+    linkedIdentities: Array<LinkedIdentityOut>;
+    /**
      * Projects
      */
     projects: Array<{
@@ -469,6 +473,28 @@ export type Jwks = {
     keys: Array<{
         [key: string]: string;
     }>;
+};
+
+/**
+ * LinkedIdentityOut
+ *
+ * An account at an OpenID provider that signs in as this user.
+ */
+export type LinkedIdentityOut = {
+    /**
+     * Provider
+     */
+    provider: string;
+    /**
+     * Subject
+     *
+     * The provider's `sub` for the user
+     */
+    subject: string;
+    /**
+     * Createdat
+     */
+    createdAt: string;
 };
 
 /**
@@ -539,6 +565,24 @@ export type MfaSetupOut = {
      * Otpauthuri
      */
     otpauthUri: string;
+};
+
+/**
+ * OidcExchangeIn
+ */
+export type OidcExchangeIn = {
+    /**
+     * Code
+     *
+     * The one-time `code` the OpenID callback added to the redirectUri
+     */
+    code: string;
+    /**
+     * Totp
+     *
+     * Required when MFA is enabled
+     */
+    totp?: string | null;
 };
 
 /**
@@ -1512,6 +1556,113 @@ export type ChangeEmailResponses = {
      */
     202: unknown;
 };
+
+export type OidcAuthorizeData = {
+    body?: never;
+    path: {
+        /**
+         * Provider
+         *
+         * A provider named in KEEL_OIDC_PROVIDERS
+         */
+        provider: string;
+    };
+    query: {
+        /**
+         * Redirecturi
+         *
+         * Where the browser goes afterwards (on the allow-list)
+         */
+        redirectUri: string;
+    };
+    url: '/api/v1/auth/oidc/{provider}/authorize';
+};
+
+export type OidcAuthorizeErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+    /**
+     * Service temporarily unavailable
+     */
+    503: ErrorBody;
+};
+
+export type OidcAuthorizeError = OidcAuthorizeErrors[keyof OidcAuthorizeErrors];
+
+export type OidcCallbackData = {
+    body?: never;
+    path: {
+        /**
+         * Provider
+         *
+         * A provider named in KEEL_OIDC_PROVIDERS
+         */
+        provider: string;
+    };
+    query?: {
+        /**
+         * State
+         */
+        state?: string | null;
+        /**
+         * Code
+         */
+        code?: string | null;
+        /**
+         * Error
+         */
+        error?: string | null;
+    };
+    url: '/api/v1/auth/oidc/{provider}/callback';
+};
+
+export type OidcCallbackErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+};
+
+export type OidcCallbackError = OidcCallbackErrors[keyof OidcCallbackErrors];
+
+export type OidcExchangeData = {
+    body: OidcExchangeIn;
+    path?: never;
+    query?: never;
+    url: '/api/v1/auth/oidc/exchange';
+};
+
+export type OidcExchangeErrors = {
+    /**
+     * Bad request
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Too many requests
+     */
+    429: ErrorBody;
+};
+
+export type OidcExchangeError = OidcExchangeErrors[keyof OidcExchangeErrors];
+
+export type OidcExchangeResponses = {
+    /**
+     * Successful Response
+     */
+    200: AuthOut;
+};
+
+export type OidcExchangeResponse = OidcExchangeResponses[keyof OidcExchangeResponses];
 
 export type ExportData = {
     body?: never;

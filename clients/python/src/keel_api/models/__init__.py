@@ -28,6 +28,7 @@ from .forgot_password_in import ForgotPasswordIn
 from .health import Health
 from .jwks import Jwks
 from .jwks_keys_item import JwksKeysItem
+from .linked_identity_out import LinkedIdentityOut
 from .list_projects_sort import ListProjectsSort
 from .list_projects_status_type_0 import ListProjectsStatusType0
 from .login_in import LoginIn
@@ -35,6 +36,7 @@ from .logout_in import LogoutIn
 from .mfa_code_in import MfaCodeIn
 from .mfa_disable_in import MfaDisableIn
 from .mfa_setup_out import MfaSetupOut
+from .oidc_exchange_in import OidcExchangeIn
 from .pagination import Pagination
 from .password_change_in import PasswordChangeIn
 from .project_create import ProjectCreate
@@ -92,6 +94,7 @@ __all__ = (
     "Health",
     "Jwks",
     "JwksKeysItem",
+    "LinkedIdentityOut",
     "ListProjectsSort",
     "ListProjectsStatusType0",
     "LoginIn",
@@ -99,6 +102,7 @@ __all__ = (
     "MfaCodeIn",
     "MfaDisableIn",
     "MfaSetupOut",
+    "OidcExchangeIn",
     "Pagination",
     "PasswordChangeIn",
     "ProjectCreate",

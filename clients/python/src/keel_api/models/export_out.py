@@ -15,6 +15,7 @@ if TYPE_CHECKING:
   from ..models.admin_user_out import AdminUserOut
   from ..models.export_out_audit_log_item import ExportOutAuditLogItem
   from ..models.export_out_projects_item import ExportOutProjectsItem
+  from ..models.linked_identity_out import LinkedIdentityOut
   from ..models.session_out import SessionOut
 
 
@@ -33,6 +34,7 @@ class ExportOut:
             exported_at (datetime.datetime):
             user (AdminUserOut):
             sessions (list[SessionOut]):
+            linked_identities (list[LinkedIdentityOut]):
             projects (list[ExportOutProjectsItem]):
             audit_log (list[ExportOutAuditLogItem]):
      """
@@ -40,6 +42,7 @@ class ExportOut:
     exported_at: datetime.datetime
     user: AdminUserOut
     sessions: list[SessionOut]
+    linked_identities: list[LinkedIdentityOut]
     projects: list[ExportOutProjectsItem]
     audit_log: list[ExportOutAuditLogItem]
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -52,6 +55,7 @@ class ExportOut:
         from ..models.admin_user_out import AdminUserOut # noqa: PLC0415
         from ..models.export_out_audit_log_item import ExportOutAuditLogItem # noqa: PLC0415
         from ..models.export_out_projects_item import ExportOutProjectsItem # noqa: PLC0415
+        from ..models.linked_identity_out import LinkedIdentityOut # noqa: PLC0415
         from ..models.session_out import SessionOut # noqa: PLC0415
         exported_at = self.exported_at.isoformat()
 
@@ -61,6 +65,13 @@ class ExportOut:
         for sessions_item_data in self.sessions:
             sessions_item = sessions_item_data.to_dict()
             sessions.append(sessions_item)
+
+
+
+        linked_identities = []
+        for linked_identities_item_data in self.linked_identities:
+            linked_identities_item = linked_identities_item_data.to_dict()
+            linked_identities.append(linked_identities_item)
 
 
 
@@ -85,6 +96,7 @@ class ExportOut:
             "exportedAt": exported_at,
             "user": user,
             "sessions": sessions,
+            "linkedIdentities": linked_identities,
             "projects": projects,
             "auditLog": audit_log,
         })
@@ -98,6 +110,7 @@ class ExportOut:
         from ..models.admin_user_out import AdminUserOut # noqa: PLC0415
         from ..models.export_out_audit_log_item import ExportOutAuditLogItem # noqa: PLC0415
         from ..models.export_out_projects_item import ExportOutProjectsItem # noqa: PLC0415
+        from ..models.linked_identity_out import LinkedIdentityOut # noqa: PLC0415
         from ..models.session_out import SessionOut # noqa: PLC0415
         d = dict(src_dict)
         exported_at = datetime.datetime.fromisoformat(d.pop("exportedAt"))
@@ -118,6 +131,16 @@ class ExportOut:
 
 
             sessions.append(sessions_item)
+
+
+        linked_identities = []
+        _linked_identities = d.pop("linkedIdentities")
+        for linked_identities_item_data in (_linked_identities):
+            linked_identities_item = LinkedIdentityOut.from_dict(linked_identities_item_data)
+
+
+
+            linked_identities.append(linked_identities_item)
 
 
         projects = []
@@ -144,6 +167,7 @@ class ExportOut:
             exported_at=exported_at,
             user=user,
             sessions=sessions,
+            linked_identities=linked_identities,
             projects=projects,
             audit_log=audit_log,
         )
