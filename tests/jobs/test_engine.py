@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
+
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from keel.cli import cli
+from keel.jobs import engine
 from keel.jobs.engine import JOBS, Payload, Retry, enqueue
 from keel.jobs.models import JobHandoff
 from keel.platform.services import services_of
@@ -102,3 +106,28 @@ async def test_a_job_can_ask_to_run_again_later(app: FastAPI) -> None:
     async with services.database.transaction() as session:
         await enqueue(session, "test.twice", {}, key="test:twice", partition="p1")
     await eventually(lambda: len(runs) == 2)
+
+
+def test_engine_log_lines_carry_no_traceback() -> None:
+    """A database outage makes DBOS log a traceback per failed poll; ours keep one line."""
+    engine.quiet_engine_logs()
+    engine.quiet_engine_logs()
+    engine_log = logging.getLogger("dbos")
+    assert sum(isinstance(f, engine.OneLineErrors) for f in engine_log.filters) == 1
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    engine_log.addHandler(handler)
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError:
+            engine_log.warning(f"Exception polling schedules: {traceback.format_exc()}")
+            engine_log.error("listener failed", exc_info=True)
+    finally:
+        engine_log.removeHandler(handler)
+    lines = [logging.Formatter().format(record) for record in records]
+    assert lines == [
+        "Exception polling schedules: ConnectionRefusedError: [Errno 111] Connection refused",
+        "listener failed (ConnectionRefusedError: [Errno 111] Connection refused)",
+    ]

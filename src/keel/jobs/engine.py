@@ -10,6 +10,7 @@ retries with durable sleeps, and a visible dead state. See docs/adr/0015-job-eng
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,37 @@ from keel.platform.services import Slot
 from keel.settings import Settings
 
 log = structlog.get_logger("keel.jobs")
+
+TRACEBACK = "Traceback (most recent call last):"
+
+
+class OneLineErrors(logging.Filter):
+    """DBOS logs a whole traceback, at WARNING, for each poll that fails while the database
+    is down. Keep the message and the exception's last line: an outage is then one line per
+    poll, and no traceback (with its file paths and locals) reaches the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        head, found, trace = message.partition(TRACEBACK)
+        if found:
+            lines = trace.strip().splitlines()
+            record.msg = f"{head.rstrip()} {lines[-1].strip() if lines else ''}".strip()
+            record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_engine_logs() -> None:
+    """Install `OneLineErrors` on DBOS's logger, once per process."""
+    engine_log = logging.getLogger("dbos")
+    if not any(isinstance(f, OneLineErrors) for f in engine_log.filters):
+        engine_log.addFilter(OneLineErrors())
+
 
 QUEUE = "keel-jobs"
 HANDOFF_SIGNAL = "jobs.handoff"
@@ -147,6 +179,7 @@ class JobEngine:
             "executor_id": self.executor_id,
             "log_level": "WARNING",
         }
+        quiet_engine_logs()
         DBOS(config=config)
         # Launched from the running loop: DBOS runs async jobs on this loop (and this app's
         # database engine), not on a thread of its own.
