@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # A pooled PostgreSQL connection unused this long is pinged before it is handed out.
+    db_ping_idle_seconds: float = Field(default=2.0, ge=0)
     redis_max_connections: int = Field(default=64, ge=1)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
