@@ -21,12 +21,14 @@ from sqlalchemy import (
     Insert,
     Integer,
     MetaData,
+    String,
     Table,
     TypeDecorator,
     Uuid,
     bindparam,
     event,
     insert,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -40,6 +42,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from keel.platform.errors import ServiceUnavailable
 from keel.platform.replica import ACTOR_KEY, REPLAY_KEY, WriteFence, parse_lsn
@@ -400,60 +403,96 @@ async def transaction(
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class RlsActor:
+    """Who acts in a transaction, as PostgreSQL row-level security sees it."""
+
+    user_id: uuid.UUID
+    role: str
+
+
+_SET_RLS = (
+    "SELECT set_config('keel.user_id', :rls_user_id, true) AS user_id,"
+    " set_config('keel.role', :rls_role, true) AS role"
+)
+
+
+def _rls_params(session: AsyncSession, actor: RlsActor) -> dict[str, str]:
+    session.info[ACTOR_KEY] = actor.user_id
+    return {"rls_user_id": str(actor.user_id), "rls_role": actor.role}
+
+
 async def set_rls_actor(session: AsyncSession, *, user_id: uuid.UUID, role: str) -> None:
     """Tell PostgreSQL row-level security who acts in this transaction (no-op on SQLite)."""
-    session.info[ACTOR_KEY] = user_id
+    params = _rls_params(session, RlsActor(user_id, role))
     if session.get_bind().dialect.name != "postgresql":
         return
-    await session.execute(
-        text("SELECT set_config('keel.user_id', :uid, true), set_config('keel.role', :role, true)"),
-        {"uid": str(user_id), "role": role},
-    )
+    await session.execute(text(_SET_RLS), params)
 
 
 # --- writing several rows in one round trip --------------------------------------------------
 
 InsertRow = tuple[Table, Mapping[str, Any]]
-_INSERTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[Insert, ...]] = {}
+_Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+_SINGLES: dict[tuple[str, tuple[str, ...]], Insert] = {}
+_COMBINED: dict[tuple[tuple[str, tuple[str, ...]], ...], Insert] = {}
 
 
-def _insert_statements(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> tuple[Insert, ...]:
-    """Insert statements with one bind parameter per column (`<table>__<column>`), built
-    once per shape: [one statement per row, then the combined one]."""
+def _param(table: Table, name: str) -> BindParameter[Any]:
+    # Any: the column's Python type.
+    return bindparam(f"{table.name}__{name}", type_=table.c[name].type)
+
+
+def _single_insert(table: Table, columns: tuple[str, ...]) -> Insert:
+    """INSERT of one row with one bind parameter per column (`<table>__<column>`)."""
+    key = (table.name, columns)
+    statement = _SINGLES.get(key)
+    if statement is None:
+        statement = _SINGLES[key] = insert(table).values(
+            {name: _param(table, name) for name in columns}
+        )
+    return statement
+
+
+def _combined_insert(shape: _Shape) -> Insert:
+    """One PostgreSQL statement for the rows of `shape`: the RLS settings first (a
+    materialised WITH clause every row is selected from, so each row's policy check runs
+    after them), then each row but the last in a data-modifying WITH clause."""
     key = tuple((table.name, columns) for table, columns in shape)
-    built = _INSERTS.get(key)
-    if built is None:
-        singles = [
-            insert(table).values(
-                {
-                    name: bindparam(f"{table.name}__{name}", type_=table.c[name].type)
-                    for name in columns
-                }
+    statement = _COMBINED.get(key)
+    if statement is None:
+        settings = text(_SET_RLS).columns(user_id=String, role=String).cte("keel_rls")
+        settings = settings.prefix_with("MATERIALIZED")
+        writes = [
+            insert(table).from_select(
+                list(columns),
+                select(*(_param(table, name) for name in columns)).select_from(settings),
             )
             for table, columns in shape
         ]
-        combined = singles[-1]
-        for index, single in enumerate(singles[:-1]):
-            combined = combined.add_cte(single.cte(f"write_{index}"))
-        built = _INSERTS[key] = (*singles, combined)
-    return built
+        statement = writes[-1]
+        for index, write in enumerate(writes[:-1]):
+            statement = statement.add_cte(write.cte(f"keel_write_{index}"))
+        _COMBINED[key] = statement
+    return statement
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[InsertRow]) -> None:
-    """Insert one row into each table (distinct tables), in the caller's transaction.
+async def insert_rows(session: AsyncSession, rows: Sequence[InsertRow], *, rls: RlsActor) -> None:
+    """Insert one row into each table (distinct tables) in the caller's transaction, as
+    `rls` (set for the rest of the transaction, as set_rls_actor does).
 
-    On PostgreSQL this is one statement, so one round trip: every row but the last is
-    written by a data-modifying WITH clause (none sees another's row inside the statement;
-    foreign keys are checked at its end). SQLite has no such clause: one statement per row,
-    in order.
+    On PostgreSQL this is one statement, so one round trip with the RLS settings included
+    (none of the rows sees another inside the statement; foreign keys are checked at its
+    end). SQLite has no data-modifying WITH clause: one statement per row, in order.
     """
-    shape = tuple((table, tuple(values)) for table, values in rows)
-    statements = _insert_statements(shape)
     params = [
         {f"{table.name}__{name}": value for name, value in values.items()} for table, values in rows
     ]
+    settings = _rls_params(session, rls)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(statements[-1], {k: v for row in params for k, v in row.items()})
+        shape = tuple((table, tuple(values)) for table, values in rows)
+        merged = {key: value for row in params for key, value in row.items()}
+        await session.execute(_combined_insert(shape), {**merged, **settings})
         return
-    for statement, row_params in zip(statements, params, strict=False):
-        await session.execute(statement, row_params)
+    for (table, values), row_params in zip(rows, params, strict=True):
+        await session.execute(_single_insert(table, tuple(values)), row_params)

@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.audit import service as audit
 from keel.platform.actor import Actor, RequestContext
 from keel.platform.cache import Cache
-from keel.platform.db import InsertRow, insert_rows, may_fill_cache, set_rls_actor, utcnow
+from keel.platform.db import (
+    InsertRow,
+    RlsActor,
+    insert_rows,
+    may_fill_cache,
+    set_rls_actor,
+    utcnow,
+)
 from keel.platform.errors import ErrorDetail, NotFound, PreconditionFailed, ValidationFailed
 from keel.platform.security import derive_key
 from keel.platform.services import Slot
@@ -144,7 +151,7 @@ async def get_project(
 # --- writes ---------------------------------------------------------------------------------
 
 
-def _write_rows(
+async def _record_write(
     session: AsyncSession,
     actor: Actor,
     *,
@@ -156,29 +163,31 @@ def _write_rows(
     owner_id: uuid.UUID,
     context: RequestContext,
     details: dict[str, Any] | None = None,
-) -> list[InsertRow]:
-    """The audit and outbox rows of a project write (the caller inserts them with its own
-    rows, in one statement), and the cache renewal once it commits."""
+    rows: Sequence[InsertRow] = (),
+) -> None:
+    """Write `rows` with the audit and outbox rows of the change, in one statement with the
+    RLS settings (on PostgreSQL), and renew the cache once the transaction commits."""
     # Any: JSON-ready audit details.
+    audit_row = audit.entry_row(
+        action=event_type,
+        context=context,
+        actor_id=actor.user_id,
+        target_type="project",
+        target_id=project_id,
+        details=details,
+    )
+    # Events also carry the version (GraphQL's Project.version; clients can compare ETags).
+    event_row = realtime.project_event_row(
+        session,
+        event_type=event_type,
+        project_id=project_id,
+        owner_id=owner_id,
+        payload={**payload, "version": version},
+    )
+    await insert_rows(
+        session, [*rows, audit_row, event_row], rls=RlsActor(actor.user_id, actor.role)
+    )
     mark_dirty(session, runtime.cache, project_id=project_id, owner_id=owner_id)
-    return [
-        audit.entry_row(
-            action=event_type,
-            context=context,
-            actor_id=actor.user_id,
-            target_type="project",
-            target_id=project_id,
-            details=details,
-        ),
-        # Events also carry the version (GraphQL's Project.version; clients can compare ETags).
-        realtime.project_event_row(
-            session,
-            event_type=event_type,
-            project_id=project_id,
-            owner_id=owner_id,
-            payload={**payload, "version": version},
-        ),
-    ]
 
 
 async def create_project(
@@ -192,12 +201,11 @@ async def create_project(
 ) -> WriteOutcome:
     """Create a project owned by the actor; with an Idempotency-Key, at most once per key.
 
-    The project, its audit row and its outbox event are one statement on PostgreSQL: with
-    the RLS settings, BEGIN and COMMIT, four round trips (the key adds its claim).
+    On PostgreSQL the RLS settings, the project, its audit row and its outbox event are one
+    statement: with BEGIN and COMMIT, three round trips (an Idempotency-Key adds its own).
     """
-    await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
     now = utcnow()
-    if idempotency is not None:
+    if idempotency is not None:  # its table has no row-level security
         replay = await replay_or_claim(
             session,
             actor,
@@ -221,22 +229,17 @@ async def create_project(
         "search_description": None if data.description is None else fold(data.description),
     }
     payload = project_json(values)
-    await insert_rows(
+    await _record_write(
         session,
-        [
-            (repository.projects, values),
-            *_write_rows(
-                session,
-                actor,
-                runtime=runtime,
-                event_type="project.created",
-                payload=payload,
-                version=1,
-                project_id=values["id"],
-                owner_id=actor.user_id,
-                context=context,
-            ),
-        ],
+        actor,
+        runtime=runtime,
+        event_type="project.created",
+        payload=payload,
+        version=1,
+        project_id=values["id"],
+        owner_id=actor.user_id,
+        context=context,
+        rows=[(repository.projects, values)],
     )
     outcome = WriteOutcome(
         status_code=201,
@@ -310,20 +313,17 @@ async def update_project(
         session, actor, raw_id, values={**changes, "updated_at": utcnow()}, if_match=if_match
     )
     payload = project_json(row)
-    await insert_rows(
+    await _record_write(
         session,
-        _write_rows(
-            session,
-            actor,
-            runtime=runtime,
-            event_type="project.updated",
-            payload=payload,
-            version=row["version"],
-            project_id=row["id"],
-            owner_id=row["user_id"],
-            context=context,
-            details={"fields": fields},
-        ),
+        actor,
+        runtime=runtime,
+        event_type="project.updated",
+        payload=payload,
+        version=row["version"],
+        project_id=row["id"],
+        owner_id=row["user_id"],
+        context=context,
+        details={"fields": fields},
     )
     return WriteOutcome(status_code=200, body=orjson.dumps(payload), etag=etag_for(row["version"]))
 
@@ -342,19 +342,16 @@ async def delete_project(
     row = await _conditional_update(
         session, actor, raw_id, values={"deleted_at": now, "updated_at": now}, if_match=if_match
     )
-    await insert_rows(
+    await _record_write(
         session,
-        _write_rows(
-            session,
-            actor,
-            runtime=runtime,
-            event_type="project.deleted",
-            payload=project_json(row),
-            version=row["version"],
-            project_id=row["id"],
-            owner_id=row["user_id"],
-            context=context,
-        ),
+        actor,
+        runtime=runtime,
+        event_type="project.deleted",
+        payload=project_json(row),
+        version=row["version"],
+        project_id=row["id"],
+        owner_id=row["user_id"],
+        context=context,
     )
 
 
