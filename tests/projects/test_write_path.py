@@ -23,6 +23,7 @@ from keel.projects import repository
 from keel.realtime.models import Event
 from tests.conftest import RegisteredUser, is_postgres
 from tests.projects.conftest import API, create
+from tests.projects.test_search_plan import role_bypasses_rls
 from tests.projects.test_visibility import _grant_probe_role
 
 
@@ -87,12 +88,8 @@ async def test_the_one_statement_applies_row_level_security_to_its_rows(
     client: httpx.AsyncClient, app: FastAPI, alice: RegisteredUser, bob: RegisteredUser
 ) -> None:
     await create(client, alice)
-    async with app.state.services.database.sessions() as session, session.begin():
-        bypass = (
-            await session.execute(
-                text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            )
-        ).scalar_one()
+    async with app.state.services.database.sessions() as session:
+        bypass = await role_bypasses_rls(session)
     if bypass:
         await _grant_probe_role(app)
         async with app.state.services.database.sessions() as session, session.begin():
