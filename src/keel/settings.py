@@ -117,7 +117,11 @@ class Settings(BaseSettings):
     cache_l1_ttl_seconds: float = Field(default=5.0, ge=0)
     cache_l2_ttl_seconds: int = Field(default=60, ge=1)
     metrics_token: str | None = None
-    overload_max_concurrency: int = Field(default=512, ge=1)
+    # Requests served at once per process; up to overload_queue_size more wait in line, at
+    # most overload_queue_timeout_ms each, then get 503 + Retry-After (see platform/ratelimit).
+    overload_max_concurrency: int = Field(default=64, ge=1)
+    overload_queue_size: int = Field(default=128, ge=0)
+    overload_queue_timeout_ms: int = Field(default=500, ge=0)
 
     # --- slow and oversized clients (keel.platform.server; docs/adr/0019-hardening-server.md)
     # A request head (request line and headers) must arrive whole within this time, also the
