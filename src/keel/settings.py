@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     # Requests served at once per process; up to overload_queue_size more wait in line, at
     # most overload_queue_timeout_ms each, then get 503 + Retry-After (see platform/ratelimit).
     overload_max_concurrency: int = Field(default=64, ge=1)
-    overload_queue_size: int = Field(default=128, ge=0)
+    overload_queue_size: int = Field(default=512, ge=0)
     overload_queue_timeout_ms: int = Field(default=500, ge=0)
 
     # --- slow and oversized clients (keel.platform.server; docs/adr/0019-hardening-server.md)

@@ -8,8 +8,9 @@
   the line, a 503 at once. A request never waits unboundedly: excess load gets fast 503s
   while the admitted requests keep their latency. (Counting only requests in flight, with
   a limit above the connections a process holds, never shed: requests queued inside, on
-  the database pool and the event loop, for seconds.) Event streams are long-lived and do
-  not take a place.
+  the database pool and the event loop, for seconds.) The wait counts from when the server
+  had the whole request, so a request that sat behind a busy event loop longer than the
+  queue timeout is refused at once. Event streams are long-lived and do not take a place.
 - Rate limits (sliding window counter): per user for a valid access token (the JWT is
   signature-checked here without a database hit), otherwise per IP; stricter per-IP limits on
   sign-in endpoints. In-process through `limits` (its MemoryStorage) when embedded; shared
@@ -53,6 +54,9 @@ log = structlog.get_logger("keel.ratelimit")
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
 # Endless responses (Server-Sent Events): rate-limited, but they hold no place in the gate.
 STREAM_PATHS = frozenset({"/api/v1/events"})
+# scope["state"] key: time.monotonic() when the server had the whole request (set by
+# keel.platform.server); without it, the request counts as arrived when the guard sees it.
+RECEIVED_AT = "keel.received_at"
 AUTH_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"})
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -328,16 +332,23 @@ class AdmissionGate:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    async def enter(self) -> bool:
+    async def enter(self, arrived: float | None = None) -> bool:
+        """Whether the caller got in, having arrived at `arrived` (time.monotonic()): one
+        that already waited longer than the queue timeout (behind a busy event loop) is
+        refused at once, and the wait in line ends `queue_timeout` after arrival."""
+        now = time.monotonic()
+        remaining = self.queue_timeout - (now - arrived if arrived is not None else 0.0)
+        if self.queue_timeout > 0 and remaining <= 0:
+            return False
         if self.active < self.limit and not self._waiting:
             self.active += 1
             return True
-        if len(self._waiting) >= self.queue_size or self.queue_timeout <= 0:
+        if len(self._waiting) >= self.queue_size or remaining <= 0:
             return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
         try:
-            async with asyncio.timeout(self.queue_timeout):
+            async with asyncio.timeout(remaining):
                 await turn
         except TimeoutError:
             # The place may have been handed over just as the wait ran out: then keep it.
@@ -404,7 +415,7 @@ class ProtectionMiddleware:
             if receive is _GONE:
                 return  # the client went away (or timed out) before its body arrived
         gated = scope["path"] not in STREAM_PATHS
-        if gated and not await self.gate.enter():
+        if gated and not await self.gate.enter(state.get(RECEIVED_AT)):
             OVERLOAD_REJECTIONS.inc()
             await _reject(
                 send,
