@@ -83,3 +83,10 @@ echo "bench: webhooks, 1000 events to 10 endpoints (SQLite)"
 KEEL_TEST_ORDER_EVENTS=1000 KEEL_TEST_ORDER_ENDPOINTS=10 timeout 1200 "$PY" -m pytest \
   tests/webhooks/test_order.py -p no:cacheprovider -o timeout=1000 --durations=1 \
   | tee bench/results/webhooks.txt
+
+# Login flood with reads alongside (SPEC §7, issue 11): the list at 16 connections alone, then
+# beside 50 connections signing in at the production Argon2 cost.
+echo "bench: login flood with reads alongside"
+FLOOD_BACKEND=sqlite
+if [[ "$BENCH_BACKENDS" == *postgres* ]]; then FLOOD_BACKEND=postgres; fi
+timeout 300 "$PY" bench/login_flood_bench.py "$FLOOD_BACKEND" "${BENCH_DURATION:-8}"

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # A pooled PostgreSQL connection unused this long is pinged before it is handed out.
+    db_ping_idle_seconds: float = Field(default=2.0, ge=0)
     redis_max_connections: int = Field(default=64, ge=1)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
@@ -191,7 +193,11 @@ class Settings(BaseSettings):
     cache_l1_ttl_seconds: float = Field(default=5.0, ge=0)
     cache_l2_ttl_seconds: int = Field(default=60, ge=1)
     metrics_token: str | None = None
-    overload_max_concurrency: int = Field(default=512, ge=1)
+    # Requests served at once per process; up to overload_queue_size more wait in line, at
+    # most overload_queue_timeout_ms each, then get 503 + Retry-After (see platform/ratelimit).
+    overload_max_concurrency: int = Field(default=64, ge=1)
+    overload_queue_size: int = Field(default=512, ge=0)
+    overload_queue_timeout_ms: int = Field(default=500, ge=0)
 
     # --- slow and oversized clients (keel.platform.server; docs/adr/0019-hardening-server.md)
     # A request head (request line and headers) must arrive whole within this time, also the

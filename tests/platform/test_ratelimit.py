@@ -19,6 +19,7 @@ from keel.app import create_app, create_redis
 from keel.identity.service import IDENTITY
 from keel.platform.metrics import REGISTRY
 from keel.platform.ratelimit import (
+    ProtectionMiddleware,
     RateLimiter,
     client_ip,
     lease_size,
@@ -215,7 +216,7 @@ async def test_disabled_rate_limiting_sends_no_headers(
 async def test_overload_guard_rejects_excess_fast_with_retry_after(
     make_settings: Callable[..., Settings],
 ) -> None:
-    async with serve(make_settings(overload_max_concurrency=1)) as client:
+    async with serve(make_settings(overload_max_concurrency=1, overload_queue_size=0)) as client:
         app: FastAPI = client.app  # type: ignore[attr-defined]
         release = asyncio.Event()
         entered = asyncio.Event()
@@ -254,6 +255,81 @@ async def test_overload_guard_rejects_excess_fast_with_retry_after(
         body_sent.set()
         assert (await stalled).status_code == 401
         assert (await client.get("/api/v1/nowhere")).status_code == 404
+
+
+async def test_overload_guard_lets_a_bounded_line_wait_and_sheds_the_rest(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """One served at a time, one more may wait: it is served once a place frees; a third gets
+    a 503 at once; a request that waited longer than the queue timeout gets a 503 too."""
+    settings = make_settings(
+        overload_max_concurrency=1, overload_queue_size=1, overload_queue_timeout_ms=60_000
+    )
+    async with serve(settings) as client:
+        app: FastAPI = client.app  # type: ignore[attr-defined]
+        release = asyncio.Event()
+        entered = asyncio.Event()
+        calls = 0
+
+        @app.get("/_slow")
+        async def slow() -> dict[str, int]:
+            nonlocal calls
+            calls += 1
+            entered.set()
+            await release.wait()
+            return {"call": calls}
+
+        held = asyncio.create_task(client.get("/_slow"))
+        await asyncio.wait_for(entered.wait(), 10)
+        waiting = asyncio.create_task(client.get("/_slow"))
+        while not any(  # until the second request stands in line
+            isinstance(mw, ProtectionMiddleware) and mw.gate.waiting == 1
+            for mw in _middlewares(app)
+        ):
+            await asyncio.sleep(0.01)
+        shed = await client.get("/api/v1/nowhere")
+        assert shed.status_code == 503
+        assert shed.json()["code"] == "OVERLOADED"
+        assert shed.headers["retry-after"] == "1"
+        assert not waiting.done()
+        release.set()
+        assert (await held).json() == {"call": 1}
+        assert (await waiting).json() == {"call": 2}  # served, in its turn
+        assert (await client.get("/api/v1/nowhere")).status_code == 404
+
+    # A line nobody leaves in time: the one waiting is shed when its wait runs out.
+    settings = make_settings(
+        overload_max_concurrency=1, overload_queue_size=4, overload_queue_timeout_ms=50
+    )
+    async with serve(settings) as client:
+        app = client.app  # type: ignore[attr-defined]
+        release = asyncio.Event()
+        entered = asyncio.Event()
+
+        @app.get("/_slow")
+        async def stuck() -> dict[str, str]:
+            entered.set()
+            await release.wait()
+            return {}
+
+        held = asyncio.create_task(client.get("/_slow"))
+        await asyncio.wait_for(entered.wait(), 10)
+        late = await asyncio.gather(*(client.get("/api/v1/nowhere") for _ in range(3)))
+        assert [r.status_code for r in late] == [503, 503, 503]
+        assert {r.json()["code"] for r in late} == {"OVERLOADED"}
+        release.set()
+        assert (await held).status_code == 200
+        assert (await client.get("/api/v1/nowhere")).status_code == 404
+
+
+def _middlewares(app: FastAPI) -> list[object]:
+    """The middleware instances of the built stack, outermost first."""
+    found: list[object] = []
+    layer: object | None = app.middleware_stack
+    while layer is not None:
+        found.append(layer)
+        layer = getattr(layer, "app", None)
+    return found
 
 
 def _dead_redis_url() -> str:

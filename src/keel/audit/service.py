@@ -5,37 +5,43 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keel.audit.models import AuditEntry
 from keel.platform.actor import Actor, RequestContext
-from keel.platform.db import transaction
+from keel.platform.db import InsertRow, transaction, utcnow
 from keel.platform.errors import Forbidden
 
+AUDIT_LOG = cast(Table, AuditEntry.__table__)
 
-def _entry(
+
+def entry_row(
     *,
     action: str,
     context: RequestContext,
     actor_id: uuid.UUID | None,
-    target_type: str | None,
-    target_id: str | uuid.UUID | None,
-    outcome: str,
-    details: dict[str, Any] | None,
-) -> AuditEntry:
-    return AuditEntry(
-        actor_id=actor_id,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id) if target_id is not None else None,
-        ip=context.ip,
-        request_id=context.request_id,
-        outcome=outcome,
-        details=details or {},
-    )
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    outcome: str = "success",
+    details: dict[str, Any] | None = None,
+) -> InsertRow:
+    """One audit row, for `keel.platform.db.insert_rows` in the caller's transaction (written
+    together with the change it records). `details` must never hold secrets."""
+    # Any: JSON-ready details.
+    return AUDIT_LOG, {
+        "at": utcnow(),
+        "actor_id": actor_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id) if target_id is not None else None,
+        "ip": context.ip,
+        "request_id": context.request_id,
+        "outcome": outcome,
+        "details": details or {},
+    }
 
 
 async def record(
@@ -53,17 +59,16 @@ async def record(
 
     `details` must never hold passwords, tokens or hashes.
     """
-    session.add(
-        _entry(
-            action=action,
-            context=context,
-            actor_id=actor_id,
-            target_type=target_type,
-            target_id=target_id,
-            outcome=outcome,
-            details=details,
-        )
+    _table, values = entry_row(
+        action=action,
+        context=context,
+        actor_id=actor_id,
+        target_type=target_type,
+        target_id=target_id,
+        outcome=outcome,
+        details=details,
     )
+    session.add(AuditEntry(**values))
 
 
 async def record_detached(

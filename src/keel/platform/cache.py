@@ -57,6 +57,10 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None: ...
 
+    async def set_many(self, items: dict[str, bytes]) -> None:
+        """Like `set` for each item, in one round trip to the shared layer."""
+        ...
+
     async def delete(self, *keys: str) -> None: ...
 
     async def get_or_set(
@@ -179,6 +183,10 @@ class MemoryCache(_SingleFlight):
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         self.set_now(key, value, ttl=ttl)
+
+    async def set_many(self, items: dict[str, bytes]) -> None:
+        for key, value in items.items():
+            self.set_now(key, value)
 
     def set_now(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         if self._max_items == 0:
@@ -352,18 +360,30 @@ class TieredCache(_SingleFlight):
         return value
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        self._l1.set_now(key, value, ttl=ttl)
+        await self._set({key: value}, ttl=ttl)
+
+    async def set_many(self, items: dict[str, bytes]) -> None:
+        await self._set(items, ttl=None)
+
+    async def _set(self, items: dict[str, bytes], *, ttl: float | None) -> None:
+        """Store in L1 and L2 and tell the other instances to drop their copies: one
+        pipeline (one round trip) however many keys."""
+        if not items:
+            return
+        for key, value in items.items():
+            self._l1.set_now(key, value, ttl=ttl)
         if not self._l2_available():
-            self._unsynced_write([key])
+            self._unsynced_write(list(items))
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(KEY_PREFIX + key, value, ex=self._l2_lifetime(ttl))
-                pipe.publish(INVALIDATION_CHANNEL, self._message([key]))
+                for key, value in items.items():
+                    pipe.set(KEY_PREFIX + key, value, ex=self._l2_lifetime(ttl))
+                pipe.publish(INVALIDATION_CHANNEL, self._message(list(items)))
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._report_outage(exc)
-            self._unsynced_write([key])
+            self._unsynced_write(list(items))
             return
         self._report_ok()
 

@@ -2,8 +2,15 @@
 
 - Client IP: the socket peer, unless the peer is a trusted proxy; then the right-most
   X-Forwarded-For hop that is not itself a trusted proxy. Stored in scope["state"]["client_ip"].
-- Overload guard: beyond `overload_max_concurrency` requests in flight in this process,
-  further requests get an immediate 503 with Retry-After instead of queueing.
+- Overload guard (`AdmissionGate`): at most `overload_max_concurrency` requests are served
+  at once in this process; up to `overload_queue_size` more wait in line, each at most
+  `overload_queue_timeout_ms`, and get a 503 with Retry-After when that runs out; beyond
+  the line, a 503 at once. A request never waits unboundedly: excess load gets fast 503s
+  while the admitted requests keep their latency. (Counting only requests in flight, with
+  a limit above the connections a process holds, never shed: requests queued inside, on
+  the database pool and the event loop, for seconds.) The wait counts from when the server
+  had the whole request, so a request that sat behind a busy event loop longer than the
+  queue timeout is refused at once. Event streams are long-lived and do not take a place.
 - Rate limits (sliding window counter): per user for a valid access token (the JWT is
   signature-checked here without a database hit), otherwise per IP; stricter per-IP limits on
   sign-in endpoints. In-process through `limits` (its MemoryStorage) when embedded; shared
@@ -17,9 +24,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import math
 import time
+from collections import deque
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +52,11 @@ from keel.settings import Settings
 log = structlog.get_logger("keel.ratelimit")
 
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
+# Endless responses (Server-Sent Events): rate-limited, but they hold no place in the gate.
+STREAM_PATHS = frozenset({"/api/v1/events"})
+# scope["state"] key: time.monotonic() when the server had the whole request (set by
+# keel.platform.server); without it, the request counts as arrived when the guard sees it.
+RECEIVED_AT = "keel.received_at"
 AUTH_PATHS = frozenset(
     {
         "/api/v1/auth/login",
@@ -312,6 +327,64 @@ def _is_trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
     return any(ip in network for network in trusted)
 
 
+class AdmissionGate:
+    """At most `limit` holders at once; up to `queue_size` more wait, first come first
+    served, at most `queue_timeout` seconds each. `enter` says whether the caller got in;
+    whoever got in must call `leave`."""
+
+    def __init__(self, *, limit: int, queue_size: int, queue_timeout: float) -> None:
+        self.limit = limit
+        self.queue_size = queue_size
+        self.queue_timeout = queue_timeout
+        self.active = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def enter(self, arrived: float | None = None) -> bool:
+        """Whether the caller got in, having arrived at `arrived` (time.monotonic()): one
+        that already waited longer than the queue timeout (behind a busy event loop) is
+        refused at once, and the wait in line ends `queue_timeout` after arrival."""
+        now = time.monotonic()
+        remaining = self.queue_timeout - (now - arrived if arrived is not None else 0.0)
+        if self.queue_timeout > 0 and remaining <= 0:
+            return False
+        if self.active < self.limit and not self._waiting:
+            self.active += 1
+            return True
+        if len(self._waiting) >= self.queue_size or remaining <= 0:
+            return False
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            async with asyncio.timeout(remaining):
+                await turn
+        except TimeoutError:
+            # The place may have been handed over just as the wait ran out: then keep it.
+            return turn.done() and not turn.cancelled()
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.leave()  # handed over to a request that went away: pass it on
+            raise
+        finally:
+            if not turn.done():
+                turn.cancel()
+            with contextlib.suppress(ValueError):  # leave() took it off the line already
+                self._waiting.remove(turn)
+        return True
+
+    def leave(self) -> None:
+        """Hand the place to the first one still waiting, or free it."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.active -= 1
+
+
 class ProtectionMiddleware:
     """Pure ASGI: client IP, overload guard and rate limits, before any routing work."""
 
@@ -327,8 +400,11 @@ class ProtectionMiddleware:
         self.tokens = tokens
         self.limiter = limiter if settings.rate_limit_enabled else None
         self.trusted = parse_networks(settings.trusted_proxies)
-        self.max_concurrency = settings.overload_max_concurrency
-        self.in_flight = 0
+        self.gate = AdmissionGate(
+            limit=settings.overload_max_concurrency,
+            queue_size=settings.overload_queue_size,
+            queue_timeout=settings.overload_queue_timeout_ms / 1000,
+        )
         # token -> (exp, claims) of tokens whose signature already verified: clients reuse a
         # token for its whole life, and PyJWT's decode costs ≈ 60 µs (docs/performance.md).
         self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -355,7 +431,8 @@ class ProtectionMiddleware:
             receive = await _prefetched(receive)
             if receive is _GONE:
                 return  # the client went away (or timed out) before its body arrived
-        if self.in_flight >= self.max_concurrency:
+        gated = scope["path"] not in STREAM_PATHS
+        if gated and not await self.gate.enter(state.get(RECEIVED_AT)):
             OVERLOAD_REJECTIONS.inc()
             await _reject(
                 send,
@@ -366,7 +443,6 @@ class ProtectionMiddleware:
                 headers=[(b"retry-after", b"1")],
             )
             return
-        self.in_flight += 1
         try:
             extra = await self._admitted(scope, ip, state, send)
             if extra is None:
@@ -382,7 +458,8 @@ class ProtectionMiddleware:
 
             await self.app(scope, receive, send_with_headers)
         finally:
-            self.in_flight -= 1
+            if gated:
+                self.gate.leave()
 
     async def _admitted(
         self, scope: Scope, ip: str | None, state: MutableMapping[str, Any], send: Send

@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from keel.platform.errors import error_payload
+from keel.platform.ratelimit import RECEIVED_AT
 from keel.settings import Settings, load_settings
 
 SECURITY_HEADERS = (
@@ -216,6 +217,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        # When the whole request (head and body) was in: the overload guard measures a
+        # request's wait from here, so time spent behind a busy event loop counts too.
+        if self.scope is not None:
+            self.scope.setdefault("state", {})[RECEIVED_AT] = time.monotonic()
         super().on_message_complete()
         self._reading_head = True
         self._head_bytes = 0

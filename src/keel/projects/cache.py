@@ -79,8 +79,9 @@ class ProjectCache:
         return await self._cache.get_or_set(key, compute)
 
     async def renew(self, scopes: set[str]) -> None:
-        for scope in sorted(scopes):
-            await self._cache.set(f"projects:token:{scope}", secrets.token_hex(8).encode())
+        await self._cache.set_many(
+            {f"projects:token:{scope}": secrets.token_hex(8).encode() for scope in sorted(scopes)}
+        )
 
 
 def mark_dirty(

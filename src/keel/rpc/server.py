@@ -86,7 +86,8 @@ async def start_grpc(services: Services) -> RpcServer | None:
             ProtectionInterceptor(
                 limiter=services.limiter if settings.rate_limit_enabled else None,
                 tokens=services.tokens,
-                max_concurrency=settings.overload_max_concurrency,
+                # No line to wait in here: the served ones and those REST would queue.
+                max_concurrency=settings.overload_max_concurrency + settings.overload_queue_size,
             ),
             AuthenticationInterceptor(services.get(AUTHENTICATOR)),
         ],
