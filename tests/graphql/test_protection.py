@@ -223,7 +223,7 @@ async def test_introspection_off_in_production_unless_enabled(
         graphql_introspection=introspection,
     )
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="https://keel.test") as client:
             user = await register_user(client)
@@ -243,7 +243,7 @@ async def test_graphql_requests_count_against_the_rate_limit(
     make_settings: Callable[..., Settings],
 ) -> None:
     app = create_app(make_settings(rate_limit_anonymous="3/15minutes"))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
             statuses = [
@@ -283,7 +283,7 @@ async def test_production_runs_only_trusted_documents(
 ) -> None:
     manifest = _manifest(tmp_path, {_sha(TRUSTED): TRUSTED})
     app = create_app(_production(make_settings, graphql_trusted_documents=manifest))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="https://keel.test") as client:
             user = await register_user(client)
@@ -324,7 +324,7 @@ async def test_trusted_documents_apply_only_in_production(
 ) -> None:
     manifest = _manifest(tmp_path, {_sha(TRUSTED): TRUSTED})
     app = create_app(make_settings(rate_limit_enabled=False, graphql_trusted_documents=manifest))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
             user = await register_user(client)

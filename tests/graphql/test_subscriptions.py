@@ -194,7 +194,7 @@ async def test_expired_token_ends_the_subscription(
     make_settings: Callable[..., Settings],
 ) -> None:
     app = create_app(make_settings(rate_limit_enabled=False, access_token_ttl_seconds=2))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         async for server in serve(app):
             async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
                 user = await register_user(http)
@@ -247,7 +247,7 @@ async def test_websocket_upgrades_count_against_the_ip_rate_limit(
     make_settings: Callable[..., Settings], path: str, subprotocols: list[str] | None
 ) -> None:
     app = create_app(make_settings(rate_limit_anonymous="2/15minutes"))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         async for server in serve(app):
             url = _ws(server) + path
             for _ in range(2):
@@ -278,7 +278,7 @@ async def test_production_subscribes_only_to_trusted_documents(
         graphql_trusted_documents=manifest,
     )
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         async for server in serve(app):
             async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
                 user = await register_user(http)

@@ -103,7 +103,10 @@ async def test_lockout_is_shared_by_instances_through_redis(
         async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as c:
             yield c
 
-    async with LifespanManager(first), LifespanManager(second):
+    async with (
+        LifespanManager(first, startup_timeout=30, shutdown_timeout=30),
+        LifespanManager(second, startup_timeout=30, shutdown_timeout=30),
+    ):
         async for a in client_of(first):
             async for b in client_of(second):
                 user = await register_user(a)
@@ -123,7 +126,7 @@ async def test_repeated_failures_are_slowed_then_locked(
         login_failure_delay_max_seconds=0.01,
     )
     app = create_app(config)
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("192.0.2.9", 1))
         async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as c:
             user = await register_user(c)

@@ -38,7 +38,10 @@ async def test_production_argon2_parameters_once(
         argon2_memory_kib=65536, argon2_time_cost=3, argon2_parallelism=4, rate_limit_enabled=False
     )
     app = create_app(config)
-    async with LifespanManager(app), _client(app) as client:
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        _client(app) as client,
+    ):
         user = await register_user(client)
         assert (await login(client, user.email, user.password)).status_code == 200
         params = extract_parameters(await _stored_hash(app))
@@ -52,11 +55,17 @@ async def test_hash_is_upgraded_on_login_when_parameters_change(
     cheap = make_settings(rate_limit_enabled=False)
     stronger = make_settings(rate_limit_enabled=False, argon2_memory_kib=2048, argon2_time_cost=2)
     first = create_app(cheap)
-    async with LifespanManager(first), _client(first) as client:
+    async with (
+        LifespanManager(first, startup_timeout=30, shutdown_timeout=30),
+        _client(first) as client,
+    ):
         user = await register_user(client)
         before = await _stored_hash(first)
     second = create_app(stronger)
-    async with LifespanManager(second), _client(second) as client:
+    async with (
+        LifespanManager(second, startup_timeout=30, shutdown_timeout=30),
+        _client(second) as client,
+    ):
         assert (await login(client, user.email, user.password)).status_code == 200
         after = await _stored_hash(second)
         assert (await login(client, user.email, user.password)).status_code == 200
@@ -73,7 +82,10 @@ async def test_full_hash_pool_answers_503_with_retry_after(
         make_settings(rate_limit_enabled=False, hash_pool_size=1, hash_queue_timeout_seconds=0.2)
     )
     release = threading.Event()
-    async with LifespanManager(app), _client(app) as client:
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        _client(app) as client,
+    ):
         user = await register_user(client)
         hasher = app.state.services.get(IDENTITY).hasher
         # Occupy the only hashing slot, as a long hash would.

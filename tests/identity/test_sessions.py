@@ -205,7 +205,10 @@ async def test_revocation_reaches_every_instance(
         pytest.skip("several instances share state through Redis")
     config = make_settings(rate_limit_enabled=False)
     first, second = create_app(config), create_app(config)
-    async with LifespanManager(first), LifespanManager(second):
+    async with (
+        LifespanManager(first, startup_timeout=30, shutdown_timeout=30),
+        LifespanManager(second, startup_timeout=30, shutdown_timeout=30),
+    ):
         a = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=first, client=("192.0.2.1", 1)),
             base_url="http://keel.test",

@@ -245,7 +245,7 @@ async def test_asymmetric_tokens_verify_with_the_published_jwks(
     make_settings: Callable[..., Settings], algorithm: str, kty: str
 ) -> None:
     app = create_app(make_settings(jwt_algorithm=algorithm, rate_limit_enabled=False))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.20", 1))
         async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
             user = await register_user(client)

@@ -100,7 +100,7 @@ async def test_websocket_gauge_is_shared_for_realtime(client: httpx.AsyncClient)
 
 async def test_rate_limit_rejections_are_counted(make_settings: Callable[..., Settings]) -> None:
     app = create_app(make_settings(rate_limit_anonymous="1/minute"))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("198.51.100.77", 1))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             before = value((await client.get("/metrics")).text, "rate_limit_rejections_total")
@@ -116,7 +116,7 @@ async def test_rate_limit_rejections_are_counted(make_settings: Callable[..., Se
 @pytest.fixture
 async def protected(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(metrics_token="scrape-me-please"))
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=app, client=("198.51.100.78", 1))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             yield client

@@ -24,7 +24,7 @@ async def test_prolonged_failure_disables_the_endpoint_with_a_reason(
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with (
-        LifespanManager(app),
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
         httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client,
     ):
         user = await register_user(client)

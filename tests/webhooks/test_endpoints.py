@@ -140,7 +140,7 @@ async def test_private_and_loopback_targets_are_refused_unless_allowed(
     strict = create_app(make_settings(**{**FAST, "webhook_allow_private_targets": False}))
     transport = httpx.ASGITransport(app=strict)
     async with (
-        LifespanManager(strict),
+        LifespanManager(strict, startup_timeout=30, shutdown_timeout=30),
         httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client,
     ):
         user = await register_user(client)
