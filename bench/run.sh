@@ -78,7 +78,7 @@ echo "bench: tracing scenario (off vs on)"
 timeout 300 "$PY" bench/tracing_bench.py
 
 # Webhooks at the size of SPEC §10: 1 000 events to 10 endpoints, each project's events in
-# order at every endpoint (the suite runs the same test at 200 events to 4 endpoints).
+# order at every endpoint (the suite runs the same test at 60 events to 3 endpoints).
 echo "bench: webhooks, 1000 events to 10 endpoints (SQLite)"
 KEEL_TEST_ORDER_EVENTS=1000 KEEL_TEST_ORDER_ENDPOINTS=10 timeout 1200 "$PY" -m pytest \
   tests/webhooks/test_order.py -p no:cacheprovider -o timeout=1000 --durations=1 \
