@@ -4,7 +4,6 @@ graphql-transport-ws on WebSocket /graphql."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from keel.graphql.trusted import NOT_TRUSTED, NOT_TRUSTED_MESSAGE
 from keel.platform import metrics
 from keel.platform.actor import RequestContext, VerifiedToken
 from keel.platform.errors import AppError, Unauthorized
+from keel.platform.security import sha256_hex
 from keel.platform.services import Services, services_of
 from keel.realtime.hub import CloseCode
 
@@ -123,7 +123,7 @@ async def _resolve_query(
                 "PersistedQueryNotFound", code="PERSISTED_QUERY_NOT_FOUND", status=200
             )
         return stored.decode()
-    if hashlib.sha256(query.encode()).hexdigest() != digest:
+    if sha256_hex(query) != digest:
         raise BadGraphQLRequest("provided sha does not match query", code="INVALID_HASH")
     await services.cache.set(key, query.encode(), ttl=APQ_TTL_SECONDS)
     return query

@@ -11,7 +11,6 @@ not even parse gets its parse error, as anywhere).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -19,14 +18,11 @@ import orjson
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from keel.platform.security import sha256_hex
 from keel.settings import ConfigurationError, Env, Settings
 
 NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"
 NOT_TRUSTED_MESSAGE = "Only trusted documents run here; this one is not on the list"
-
-
-def sha256_of(document: str) -> str:
-    return hashlib.sha256(document.encode()).hexdigest()
 
 
 def load_trusted_documents(settings: Settings) -> Mapping[str, str] | None:
@@ -47,7 +43,7 @@ def load_trusted_documents(settings: Settings) -> Mapping[str, str] | None:
             "KEEL_GRAPHQL_TRUSTED_DOCUMENTS: the file must be a JSON object of "
             '{"<sha256 hex>": "<document>"}'
         )
-    wrong = [key for key, document in manifest.items() if sha256_of(document) != key.lower()]
+    wrong = [key for key, document in manifest.items() if sha256_hex(document) != key.lower()]
     if wrong:
         raise ConfigurationError(
             f"KEEL_GRAPHQL_TRUSTED_DOCUMENTS: {len(wrong)} key(s) are not the sha256 of their "
@@ -66,7 +62,7 @@ class TrustedDocuments(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        if context.query is None or sha256_of(context.query) not in self.documents:
+        if context.query is None or sha256_hex(context.query) not in self.documents:
             context.pre_execution_errors = [
                 GraphQLError(NOT_TRUSTED_MESSAGE, extensions={"code": NOT_TRUSTED})
             ]

@@ -79,7 +79,7 @@ async def _live_token(
     failure is audited in another transaction, which must not wait for a write lock the
     request holds (SQLite), and a bad token costs no password hash.
     """
-    hashed = mail_links.token_hash(token)
+    hashed = sha256_hex(token)
     async with identity.db.sessions() as lookup:
         found = await repository.get_email_token(lookup, hashed)
     live = (
@@ -153,7 +153,7 @@ async def forgot_password(
         identity.encryptor,
         to=user.email,
         content=content,
-        key=mail_links.token_hash(raw)[:32],
+        key=sha256_hex(raw)[:32],
     )
     await audit_user(
         session, action="auth.password_reset_requested", user_id=user.id, context=context

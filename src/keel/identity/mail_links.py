@@ -22,10 +22,6 @@ Purpose = Literal["reset", "verify", "change"]
 TOKEN_BYTES = 32
 
 
-def token_hash(raw: str) -> str:
-    return sha256_hex(raw)
-
-
 async def issue_token(
     session: AsyncSession,
     *,
@@ -39,7 +35,7 @@ async def issue_token(
     now = utcnow()
     session.add(
         EmailToken(
-            token_hash=token_hash(raw),
+            token_hash=sha256_hex(raw),
             purpose=purpose,
             user_id=user_id,
             email=email,
@@ -83,4 +79,4 @@ async def send_verification(
         link=link(settings, "verify-email", raw),
         hours=str(settings.email_verify_ttl_seconds // 3600),
     )
-    await queue_mail(session, encryptor, to=to, content=content, key=token_hash(raw)[:32])
+    await queue_mail(session, encryptor, to=to, content=content, key=sha256_hex(raw)[:32])
