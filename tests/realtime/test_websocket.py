@@ -38,7 +38,7 @@ async def quick(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveSer
         make_settings(
             ws_auth_timeout_seconds=0.3,
             ws_heartbeat_seconds=0.2,
-            access_token_ttl_seconds=3,
+            access_token_ttl_seconds=5,
         )
     )
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
@@ -105,14 +105,16 @@ async def test_heartbeat_ping_pong_and_unknown_messages(quick: LiveServer) -> No
 async def test_expired_token_closes_4401_unless_reauthenticated(quick: LiveServer) -> None:
     async with await _client(quick) as http:
         user = await register_user(http)
-        expiring = await subscribe(quick, user.access_token)
-        renewed = await subscribe(quick, user.access_token)
         await asyncio.sleep(1.1)  # so the refreshed token expires at a later second
+        # Refresh before subscribing: a slow refresh (a loaded CI machine once took 1.6 s)
+        # must not eat into the time the renewed connection has to re-authenticate.
         response = await http.post(
             "/api/v1/auth/refresh", json={"refreshToken": user.refresh_token}
         )
         assert response.status_code == 200, response.text
         fresh = response.json()["accessToken"]
+    expiring = await subscribe(quick, user.access_token)
+    renewed = await subscribe(quick, user.access_token)
     await renewed.conn.send(json.dumps({"type": "auth", "accessToken": fresh}))
     while (reply := await renewed.next())["type"] == "ping":
         pass
