@@ -295,15 +295,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
 
     install_error_handlers(app)
-    app.include_router(health.router)
+    # Routes are matched in order, one by one: the hottest (projects, sign-in) come first.
+    app.include_router(project_routes.router)
     app.include_router(identity_routes.router)
+    app.include_router(health.router)
     app.include_router(email_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(account_routes.router)
     app.include_router(identity_routes.users_router)
     app.include_router(identity_routes.jwks_router)
     app.include_router(audit_routes.router)
-    app.include_router(project_routes.router)
     app.include_router(realtime_routes.router)
     app.include_router(console_routes.router)
     app.include_router(graphql_routes.create_router(services))

@@ -19,14 +19,80 @@ export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends 
 };
 
 /**
- * Liveness: the process answers
+ * List the projects you can see
+ *
+ * Your projects (an admin: everyone's, or one user's with `userId`), newest first by default, ties broken by id. Offset pages with `page`, or keyset pages with the `nextCursor` of the previous response as `cursor` (cursor pages are not counted: `page`, `total` and `totalPages` are null). `q` finds a case-insensitive substring of name or description; `createdAfter` is inclusive, `createdBefore` exclusive.
  */
-export const health = <ThrowOnError extends boolean = false>(options?: Options<HealthData, ThrowOnError>) => (options?.client ?? client).get<HealthResponses, unknown, ThrowOnError>({ url: '/health', ...options });
+export const listProjects = <ThrowOnError extends boolean = false>(options?: Options<ListProjectsData, ThrowOnError>) => (options?.client ?? client).get<ListProjectsResponses, ListProjectsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/projects',
+    ...options
+});
 
 /**
- * Readiness: the database (and Redis, when configured) answer; 503 while draining
+ * Create a project
+ *
+ * With an `Idempotency-Key` (yours alone, kept 24 h), repeating the request returns the first response again with `Idempotent-Replayed: true` and creates nothing; the same key with another body is a 422.
  */
-export const ready = <ThrowOnError extends boolean = false>(options?: Options<ReadyData, ThrowOnError>) => (options?.client ?? client).get<ReadyResponses, ReadyErrors, ThrowOnError>({ url: '/ready', ...options });
+export const createProject = <ThrowOnError extends boolean = false>(options: Options<CreateProjectData, ThrowOnError>) => (options.client ?? client).post<CreateProjectResponses, CreateProjectErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/projects',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Delete a project
+ *
+ * The project disappears at once; its row is purged after the retention period.
+ */
+export const deleteProject = <ThrowOnError extends boolean = false>(options: Options<DeleteProjectData, ThrowOnError>) => (options.client ?? client).delete<DeleteProjectResponses, DeleteProjectErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/projects/{id}',
+    ...options
+});
+
+/**
+ * One project
+ *
+ * `If-None-Match` with the current ETag gives 304 Not Modified.
+ */
+export const getProject = <ThrowOnError extends boolean = false>(options: Options<GetProjectData, ThrowOnError>) => (options.client ?? client).get<GetProjectResponses, GetProjectErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/projects/{id}',
+    ...options
+});
+
+/**
+ * Change some fields of a project
+ */
+export const patchProject = <ThrowOnError extends boolean = false>(options: Options<PatchProjectData, ThrowOnError>) => (options.client ?? client).patch<PatchProjectResponses, PatchProjectErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/projects/{id}',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
+
+/**
+ * Replace a project
+ *
+ * Every field; omitted optional ones take their defaults.
+ */
+export const replaceProject = <ThrowOnError extends boolean = false>(options: Options<ReplaceProjectData, ThrowOnError>) => (options.client ?? client).put<ReplaceProjectResponses, ReplaceProjectErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/api/v1/projects/{id}',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
+});
 
 /**
  * Create an account and sign in
@@ -160,6 +226,16 @@ export const mfaDisable = <ThrowOnError extends boolean = false>(options: Option
         ...options.headers
     }
 });
+
+/**
+ * Liveness: the process answers
+ */
+export const health = <ThrowOnError extends boolean = false>(options?: Options<HealthData, ThrowOnError>) => (options?.client ?? client).get<HealthResponses, unknown, ThrowOnError>({ url: '/health', ...options });
+
+/**
+ * Readiness: the database (and Redis, when configured) answer; 503 while draining
+ */
+export const ready = <ThrowOnError extends boolean = false>(options?: Options<ReadyData, ThrowOnError>) => (options?.client ?? client).get<ReadyResponses, ReadyErrors, ThrowOnError>({ url: '/ready', ...options });
 
 /**
  * Mail a password-reset link
@@ -319,82 +395,6 @@ export const listAudit = <ThrowOnError extends boolean = false>(options?: Option
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/api/v1/audit',
     ...options
-});
-
-/**
- * List the projects you can see
- *
- * Your projects (an admin: everyone's, or one user's with `userId`), newest first by default, ties broken by id. Offset pages with `page`, or keyset pages with the `nextCursor` of the previous response as `cursor` (cursor pages are not counted: `page`, `total` and `totalPages` are null). `q` finds a case-insensitive substring of name or description; `createdAfter` is inclusive, `createdBefore` exclusive.
- */
-export const listProjects = <ThrowOnError extends boolean = false>(options?: Options<ListProjectsData, ThrowOnError>) => (options?.client ?? client).get<ListProjectsResponses, ListProjectsErrors, ThrowOnError>({
-    security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/api/v1/projects',
-    ...options
-});
-
-/**
- * Create a project
- *
- * With an `Idempotency-Key` (yours alone, kept 24 h), repeating the request returns the first response again with `Idempotent-Replayed: true` and creates nothing; the same key with another body is a 422.
- */
-export const createProject = <ThrowOnError extends boolean = false>(options: Options<CreateProjectData, ThrowOnError>) => (options.client ?? client).post<CreateProjectResponses, CreateProjectErrors, ThrowOnError>({
-    security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/api/v1/projects',
-    ...options,
-    headers: {
-        'Content-Type': 'application/json',
-        ...options.headers
-    }
-});
-
-/**
- * Delete a project
- *
- * The project disappears at once; its row is purged after the retention period.
- */
-export const deleteProject = <ThrowOnError extends boolean = false>(options: Options<DeleteProjectData, ThrowOnError>) => (options.client ?? client).delete<DeleteProjectResponses, DeleteProjectErrors, ThrowOnError>({
-    security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/api/v1/projects/{id}',
-    ...options
-});
-
-/**
- * One project
- *
- * `If-None-Match` with the current ETag gives 304 Not Modified.
- */
-export const getProject = <ThrowOnError extends boolean = false>(options: Options<GetProjectData, ThrowOnError>) => (options.client ?? client).get<GetProjectResponses, GetProjectErrors, ThrowOnError>({
-    security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/api/v1/projects/{id}',
-    ...options
-});
-
-/**
- * Change some fields of a project
- */
-export const patchProject = <ThrowOnError extends boolean = false>(options: Options<PatchProjectData, ThrowOnError>) => (options.client ?? client).patch<PatchProjectResponses, PatchProjectErrors, ThrowOnError>({
-    security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/api/v1/projects/{id}',
-    ...options,
-    headers: {
-        'Content-Type': 'application/json',
-        ...options.headers
-    }
-});
-
-/**
- * Replace a project
- *
- * Every field; omitted optional ones take their defaults.
- */
-export const replaceProject = <ThrowOnError extends boolean = false>(options: Options<ReplaceProjectData, ThrowOnError>) => (options.client ?? client).put<ReplaceProjectResponses, ReplaceProjectErrors, ThrowOnError>({
-    security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/api/v1/projects/{id}',
-    ...options,
-    headers: {
-        'Content-Type': 'application/json',
-        ...options.headers
-    }
 });
 
 /**

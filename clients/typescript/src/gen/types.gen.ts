@@ -969,46 +969,326 @@ export type VerifyEmailIn = {
     token: string;
 };
 
-export type HealthData = {
+export type ListProjectsData = {
     body?: never;
     path?: never;
-    query?: never;
-    url: '/health';
+    query?: {
+        /**
+         * Page
+         *
+         * Default 1
+         */
+        page?: number | null;
+        /**
+         * Limit
+         */
+        limit?: number;
+        /**
+         * Cursor
+         */
+        cursor?: string | null;
+        /**
+         * Status
+         */
+        status?: 'active' | 'completed' | 'archived' | null;
+        /**
+         * Q
+         */
+        q?: string | null;
+        /**
+         * Createdafter
+         */
+        createdAfter?: string | null;
+        /**
+         * Createdbefore
+         */
+        createdBefore?: string | null;
+        /**
+         * Sort
+         */
+        sort?: 'createdAt' | '-createdAt' | 'name' | '-name' | 'updatedAt' | '-updatedAt';
+        /**
+         * Userid
+         *
+         * Admins: one owner's projects
+         */
+        userId?: string | null;
+    };
+    url: '/api/v1/projects';
 };
 
-export type HealthResponses = {
+export type ListProjectsErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+};
+
+export type ListProjectsError = ListProjectsErrors[keyof ListProjectsErrors];
+
+export type ListProjectsResponses = {
     /**
      * Successful Response
      */
-    200: Health;
+    200: ProjectPage;
 };
 
-export type HealthResponse = HealthResponses[keyof HealthResponses];
+export type ListProjectsResponse = ListProjectsResponses[keyof ListProjectsResponses];
 
-export type ReadyData = {
-    body?: never;
+export type CreateProjectData = {
+    body: ProjectCreate;
+    headers?: {
+        /**
+         * Idempotency-Key
+         *
+         * Client-chosen key (printable ASCII) making the create safe to retry
+         */
+        'Idempotency-Key'?: string | null;
+    };
     path?: never;
     query?: never;
-    url: '/ready';
+    url: '/api/v1/projects';
 };
 
-export type ReadyErrors = {
+export type CreateProjectErrors = {
     /**
-     * A dependency is unreachable, or draining
+     * Validation failed
      */
-    503: ErrorBody;
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
+    /**
+     * The request cannot be processed
+     */
+    422: ErrorBody;
 };
 
-export type ReadyError = ReadyErrors[keyof ReadyErrors];
+export type CreateProjectError = CreateProjectErrors[keyof CreateProjectErrors];
 
-export type ReadyResponses = {
+export type CreateProjectResponses = {
+    /**
+     * Created
+     */
+    201: ProjectOut;
+};
+
+export type CreateProjectResponse = CreateProjectResponses[keyof CreateProjectResponses];
+
+export type DeleteProjectData = {
+    body?: never;
+    headers?: {
+        /**
+         * If-Match
+         *
+         * ETag of the version you are changing (e.g. `"3"`); stale → 412
+         */
+        'If-Match'?: string | null;
+    };
+    path: {
+        /**
+         * Id
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/api/v1/projects/{id}';
+};
+
+export type DeleteProjectErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+    /**
+     * The resource has changed; reload it and try again
+     */
+    412: ErrorBody;
+};
+
+export type DeleteProjectError = DeleteProjectErrors[keyof DeleteProjectErrors];
+
+export type DeleteProjectResponses = {
     /**
      * Successful Response
      */
-    200: Readiness;
+    204: void;
 };
 
-export type ReadyResponse = ReadyResponses[keyof ReadyResponses];
+export type DeleteProjectResponse = DeleteProjectResponses[keyof DeleteProjectResponses];
+
+export type GetProjectData = {
+    body?: never;
+    headers?: {
+        /**
+         * If-None-Match
+         */
+        'If-None-Match'?: string | null;
+    };
+    path: {
+        /**
+         * Id
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/api/v1/projects/{id}';
+};
+
+export type GetProjectErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+};
+
+export type GetProjectError = GetProjectErrors[keyof GetProjectErrors];
+
+export type GetProjectResponses = {
+    /**
+     * The project
+     */
+    200: ProjectOut;
+};
+
+export type GetProjectResponse = GetProjectResponses[keyof GetProjectResponses];
+
+export type PatchProjectData = {
+    body: ProjectPatch;
+    headers?: {
+        /**
+         * If-Match
+         *
+         * ETag of the version you are changing (e.g. `"3"`); stale → 412
+         */
+        'If-Match'?: string | null;
+    };
+    path: {
+        /**
+         * Id
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/api/v1/projects/{id}';
+};
+
+export type PatchProjectErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+    /**
+     * The resource has changed; reload it and try again
+     */
+    412: ErrorBody;
+};
+
+export type PatchProjectError = PatchProjectErrors[keyof PatchProjectErrors];
+
+export type PatchProjectResponses = {
+    /**
+     * The project
+     */
+    200: ProjectOut;
+};
+
+export type PatchProjectResponse = PatchProjectResponses[keyof PatchProjectResponses];
+
+export type ReplaceProjectData = {
+    body: ProjectReplace;
+    headers?: {
+        /**
+         * If-Match
+         *
+         * ETag of the version you are changing (e.g. `"3"`); stale → 412
+         */
+        'If-Match'?: string | null;
+    };
+    path: {
+        /**
+         * Id
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/api/v1/projects/{id}';
+};
+
+export type ReplaceProjectErrors = {
+    /**
+     * Validation failed
+     */
+    400: ErrorBody;
+    /**
+     * Authentication required
+     */
+    401: ErrorBody;
+    /**
+     * You are not allowed to do this
+     */
+    403: ErrorBody;
+    /**
+     * Resource not found
+     */
+    404: ErrorBody;
+    /**
+     * The resource has changed; reload it and try again
+     */
+    412: ErrorBody;
+};
+
+export type ReplaceProjectError = ReplaceProjectErrors[keyof ReplaceProjectErrors];
+
+export type ReplaceProjectResponses = {
+    /**
+     * The project
+     */
+    200: ProjectOut;
+};
+
+export type ReplaceProjectResponse = ReplaceProjectResponses[keyof ReplaceProjectResponses];
 
 export type RegisterData = {
     body: RegisterIn;
@@ -1385,6 +1665,47 @@ export type MfaDisableResponses = {
 };
 
 export type MfaDisableResponse = MfaDisableResponses[keyof MfaDisableResponses];
+
+export type HealthData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/health';
+};
+
+export type HealthResponses = {
+    /**
+     * Successful Response
+     */
+    200: Health;
+};
+
+export type HealthResponse = HealthResponses[keyof HealthResponses];
+
+export type ReadyData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/ready';
+};
+
+export type ReadyErrors = {
+    /**
+     * A dependency is unreachable, or draining
+     */
+    503: ErrorBody;
+};
+
+export type ReadyError = ReadyErrors[keyof ReadyErrors];
+
+export type ReadyResponses = {
+    /**
+     * Successful Response
+     */
+    200: Readiness;
+};
+
+export type ReadyResponse = ReadyResponses[keyof ReadyResponses];
 
 export type ForgotPasswordData = {
     body: ForgotPasswordIn;
@@ -1895,327 +2216,6 @@ export type ListAuditResponses = {
 };
 
 export type ListAuditResponse = ListAuditResponses[keyof ListAuditResponses];
-
-export type ListProjectsData = {
-    body?: never;
-    path?: never;
-    query?: {
-        /**
-         * Page
-         *
-         * Default 1
-         */
-        page?: number | null;
-        /**
-         * Limit
-         */
-        limit?: number;
-        /**
-         * Cursor
-         */
-        cursor?: string | null;
-        /**
-         * Status
-         */
-        status?: 'active' | 'completed' | 'archived' | null;
-        /**
-         * Q
-         */
-        q?: string | null;
-        /**
-         * Createdafter
-         */
-        createdAfter?: string | null;
-        /**
-         * Createdbefore
-         */
-        createdBefore?: string | null;
-        /**
-         * Sort
-         */
-        sort?: 'createdAt' | '-createdAt' | 'name' | '-name' | 'updatedAt' | '-updatedAt';
-        /**
-         * Userid
-         *
-         * Admins: one owner's projects
-         */
-        userId?: string | null;
-    };
-    url: '/api/v1/projects';
-};
-
-export type ListProjectsErrors = {
-    /**
-     * Validation failed
-     */
-    400: ErrorBody;
-    /**
-     * Authentication required
-     */
-    401: ErrorBody;
-};
-
-export type ListProjectsError = ListProjectsErrors[keyof ListProjectsErrors];
-
-export type ListProjectsResponses = {
-    /**
-     * Successful Response
-     */
-    200: ProjectPage;
-};
-
-export type ListProjectsResponse = ListProjectsResponses[keyof ListProjectsResponses];
-
-export type CreateProjectData = {
-    body: ProjectCreate;
-    headers?: {
-        /**
-         * Idempotency-Key
-         *
-         * Client-chosen key (printable ASCII) making the create safe to retry
-         */
-        'Idempotency-Key'?: string | null;
-    };
-    path?: never;
-    query?: never;
-    url: '/api/v1/projects';
-};
-
-export type CreateProjectErrors = {
-    /**
-     * Validation failed
-     */
-    400: ErrorBody;
-    /**
-     * Authentication required
-     */
-    401: ErrorBody;
-    /**
-     * You are not allowed to do this
-     */
-    403: ErrorBody;
-    /**
-     * The request cannot be processed
-     */
-    422: ErrorBody;
-};
-
-export type CreateProjectError = CreateProjectErrors[keyof CreateProjectErrors];
-
-export type CreateProjectResponses = {
-    /**
-     * Created
-     */
-    201: ProjectOut;
-};
-
-export type CreateProjectResponse = CreateProjectResponses[keyof CreateProjectResponses];
-
-export type DeleteProjectData = {
-    body?: never;
-    headers?: {
-        /**
-         * If-Match
-         *
-         * ETag of the version you are changing (e.g. `"3"`); stale → 412
-         */
-        'If-Match'?: string | null;
-    };
-    path: {
-        /**
-         * Id
-         */
-        id: string;
-    };
-    query?: never;
-    url: '/api/v1/projects/{id}';
-};
-
-export type DeleteProjectErrors = {
-    /**
-     * Validation failed
-     */
-    400: ErrorBody;
-    /**
-     * Authentication required
-     */
-    401: ErrorBody;
-    /**
-     * You are not allowed to do this
-     */
-    403: ErrorBody;
-    /**
-     * Resource not found
-     */
-    404: ErrorBody;
-    /**
-     * The resource has changed; reload it and try again
-     */
-    412: ErrorBody;
-};
-
-export type DeleteProjectError = DeleteProjectErrors[keyof DeleteProjectErrors];
-
-export type DeleteProjectResponses = {
-    /**
-     * Successful Response
-     */
-    204: void;
-};
-
-export type DeleteProjectResponse = DeleteProjectResponses[keyof DeleteProjectResponses];
-
-export type GetProjectData = {
-    body?: never;
-    headers?: {
-        /**
-         * If-None-Match
-         */
-        'If-None-Match'?: string | null;
-    };
-    path: {
-        /**
-         * Id
-         */
-        id: string;
-    };
-    query?: never;
-    url: '/api/v1/projects/{id}';
-};
-
-export type GetProjectErrors = {
-    /**
-     * Validation failed
-     */
-    400: ErrorBody;
-    /**
-     * Authentication required
-     */
-    401: ErrorBody;
-    /**
-     * Resource not found
-     */
-    404: ErrorBody;
-};
-
-export type GetProjectError = GetProjectErrors[keyof GetProjectErrors];
-
-export type GetProjectResponses = {
-    /**
-     * The project
-     */
-    200: ProjectOut;
-};
-
-export type GetProjectResponse = GetProjectResponses[keyof GetProjectResponses];
-
-export type PatchProjectData = {
-    body: ProjectPatch;
-    headers?: {
-        /**
-         * If-Match
-         *
-         * ETag of the version you are changing (e.g. `"3"`); stale → 412
-         */
-        'If-Match'?: string | null;
-    };
-    path: {
-        /**
-         * Id
-         */
-        id: string;
-    };
-    query?: never;
-    url: '/api/v1/projects/{id}';
-};
-
-export type PatchProjectErrors = {
-    /**
-     * Validation failed
-     */
-    400: ErrorBody;
-    /**
-     * Authentication required
-     */
-    401: ErrorBody;
-    /**
-     * You are not allowed to do this
-     */
-    403: ErrorBody;
-    /**
-     * Resource not found
-     */
-    404: ErrorBody;
-    /**
-     * The resource has changed; reload it and try again
-     */
-    412: ErrorBody;
-};
-
-export type PatchProjectError = PatchProjectErrors[keyof PatchProjectErrors];
-
-export type PatchProjectResponses = {
-    /**
-     * The project
-     */
-    200: ProjectOut;
-};
-
-export type PatchProjectResponse = PatchProjectResponses[keyof PatchProjectResponses];
-
-export type ReplaceProjectData = {
-    body: ProjectReplace;
-    headers?: {
-        /**
-         * If-Match
-         *
-         * ETag of the version you are changing (e.g. `"3"`); stale → 412
-         */
-        'If-Match'?: string | null;
-    };
-    path: {
-        /**
-         * Id
-         */
-        id: string;
-    };
-    query?: never;
-    url: '/api/v1/projects/{id}';
-};
-
-export type ReplaceProjectErrors = {
-    /**
-     * Validation failed
-     */
-    400: ErrorBody;
-    /**
-     * Authentication required
-     */
-    401: ErrorBody;
-    /**
-     * You are not allowed to do this
-     */
-    403: ErrorBody;
-    /**
-     * Resource not found
-     */
-    404: ErrorBody;
-    /**
-     * The resource has changed; reload it and try again
-     */
-    412: ErrorBody;
-};
-
-export type ReplaceProjectError = ReplaceProjectErrors[keyof ReplaceProjectErrors];
-
-export type ReplaceProjectResponses = {
-    /**
-     * The project
-     */
-    200: ProjectOut;
-};
-
-export type ReplaceProjectResponse = ReplaceProjectResponses[keyof ReplaceProjectResponses];
 
 export type StreamEventsData = {
     body?: never;
