@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 
 import httpx
-from argon2 import extract_parameters
+import pytest
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type, extract_parameters
+from argon2.exceptions import VerifyMismatchError
+from argon2.low_level import hash_secret_raw
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -15,6 +20,7 @@ from sqlalchemy import text
 from keel.app import create_app
 from keel.identity.passwords import common_passwords, password_problem
 from keel.identity.service import IDENTITY
+from keel.platform.security import PasswordHasher, argon2id_raw
 from keel.settings import Settings
 from tests.conftest import register_user
 from tests.identity.conftest import login
@@ -116,16 +122,14 @@ async def test_unknown_email_costs_one_verification(
 ) -> None:
     hasher = app.state.services.get(IDENTITY).hasher
     calls: list[str] = []
-    real = hasher._hasher
+    real = hasher._verify
 
-    class Counting:
-        """Forwards to the real Argon2 hasher, noting which hash each verification used."""
+    def counting(hash_: str, password: str) -> None:
+        """Forwards to the real verification, noting which hash it used."""
+        calls.append(hash_)
+        real(hash_, password)
 
-        def verify(self, hash_: str, password: str) -> bool:
-            calls.append(hash_)
-            return bool(real.verify(hash_, password))
-
-    hasher._hasher = Counting()
+    hasher._verify = counting  # type: ignore[method-assign]
     try:
         assert_envelope(
             await login(client, "nobody@example.com", "whatever password"),
@@ -133,5 +137,52 @@ async def test_unknown_email_costs_one_verification(
             "INVALID_CREDENTIALS",
         )
     finally:
-        hasher._hasher = real
+        del hasher._verify  # the class's method again
     assert calls == [hasher._dummy_hash]
+
+
+async def test_hashes_are_standard_argon2id_computed_on_one_thread() -> None:
+    """Keel computes Argon2id on one thread per hash (no lane threads, issue 11); the result
+    is the reference one, so hashes stay interchangeable with argon2-cffi's both ways."""
+    reference = Argon2Hasher(time_cost=2, memory_cost=1024, parallelism=4)
+    ours = PasswordHasher(memory_kib=1024, time_cost=2, parallelism=4, pool_size=1, queue_timeout=5)
+    try:
+        password = "correct horse ✓ battery"
+        mine = await ours.hash(password)
+        assert mine.startswith("$argon2id$v=19$m=1024,t=2,p=4$")
+        assert reference.verify(mine, password)
+        with pytest.raises(VerifyMismatchError):
+            reference.verify(mine, password + "!")
+        theirs = reference.hash(password)
+        assert await ours.verify(theirs, password)
+        assert not await ours.verify(theirs, "not it")
+        assert not ours.needs_rehash(mine)
+        salt = os.urandom(16)
+        assert argon2id_raw(
+            b"pw", salt, time_cost=2, memory_kib=1024, lanes=4, hash_len=32
+        ) == hash_secret_raw(b"pw", salt, 2, 1024, 4, 32, Type.ID)
+        # Other variants still verify, through the library.
+        legacy = Argon2Hasher(type=Type.I, time_cost=2, memory_cost=1024).hash(password)
+        assert await ours.verify(legacy, password)
+        assert not await ours.verify(legacy, "not it")
+    finally:
+        ours.close()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "plain text",
+        "$argon2id$v=19$m=1024,t=2,p=4$!!!$abc",
+        "$argon2id$v=19$m=1024,t=2,p=4$c2FsdHNhbHQ$",
+        "$argon2id$v=19$m=1,t=2,p=4$c2FsdHNhbHQ$YWJjZGVmZ2g",  # m below 8 x lanes
+        "$argon2id$v=19$m=99999999999,t=2,p=4$c2FsdHNhbHQ$YWJjZGVmZ2g",
+    ],
+)
+async def test_a_malformed_stored_hash_never_verifies(stored: str) -> None:
+    ours = PasswordHasher(memory_kib=1024, time_cost=2, parallelism=4, pool_size=1, queue_timeout=5)
+    try:
+        assert not await ours.verify(stored, "anything")
+    finally:
+        ours.close()

@@ -15,9 +15,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import argon2.low_level as argon2_ll
 import jwt
 from argon2 import PasswordHasher as Argon2Hasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2 import Type, extract_parameters
+from argon2.exceptions import (
+    HashingError,
+    InvalidHashError,
+    VerificationError,
+    VerifyMismatchError,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -25,13 +32,77 @@ from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from keel.platform.errors import ServiceUnavailable
 
+# Any: the CFFI library object of the reference implementation (constants and argon2_ctx).
+_ARGON2_LIB: Any = argon2_ll.lib  # type: ignore[attr-defined]
+_SALT_BYTES = 16
+_HASH_BYTES = 32
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def argon2id_raw(
+    password: bytes, salt: bytes, *, time_cost: int, memory_kib: int, lanes: int, hash_len: int
+) -> bytes:
+    """Argon2id of `password`, computed on the calling thread alone.
+
+    argon2-cffi's own calls run one OS thread per lane (`threads = parallelism`), so one
+    sign-in at p=4 becomes four runnable threads, and a few concurrent sign-ins outnumber the
+    event loops by ten to one in the kernel's scheduler: reads starved during a login flood
+    (issue 11). The lanes, and so the hash, are unchanged with one thread (Argon2 RFC 9106
+    §3.2: the thread count is an implementation choice); only the wall time of a single hash
+    grows, and on a loaded machine barely (measured: 237 ms with one thread, 283-320 ms with
+    four). This uses argon2-cffi's documented low-level binding to the reference `argon2_ctx`.
+    """
+    ffi = argon2_ll.ffi
+    out = ffi.new("uint8_t[]", hash_len)
+    pwd = ffi.new("uint8_t[]", password)
+    salt_buffer = ffi.new("uint8_t[]", salt)
+    context = ffi.new(
+        "argon2_context *",
+        {
+            "version": argon2_ll.ARGON2_VERSION,
+            "out": out,
+            "outlen": hash_len,
+            "pwd": pwd,
+            "pwdlen": len(password),
+            "salt": salt_buffer,
+            "saltlen": len(salt),
+            "secret": ffi.NULL,
+            "secretlen": 0,
+            "ad": ffi.NULL,
+            "adlen": 0,
+            "t_cost": time_cost,
+            "m_cost": memory_kib,
+            "lanes": lanes,
+            "threads": 1,
+            "allocate_cbk": ffi.NULL,
+            "free_cbk": ffi.NULL,
+            # Wipes our copy of the password once read (the working memory is always wiped).
+            "flags": _ARGON2_LIB.ARGON2_FLAG_CLEAR_PASSWORD,
+        },
+    )
+    code = argon2_ll.core(context, Type.ID.value)
+    if code != _ARGON2_LIB.ARGON2_OK:
+        raise HashingError(argon2_ll.error_to_str(code))
+    return bytes(ffi.buffer(out, hash_len))
+
 
 class PasswordHasher:
-    """Argon2id hashing on a small thread pool.
+    """Argon2id hashing on a small thread pool, one OS thread per hash in flight.
 
-    argon2-cffi releases the GIL, so hashes run truly in parallel on the pool's threads, while
-    the pool size bounds both CPU and memory (each hash in flight holds `memory_kib`). Callers
-    wait for a slot at most `queue_timeout` seconds, then get a 503 instead of piling up.
+    The reference code releases the GIL, so hashes run truly in parallel on the pool's threads,
+    while the pool size bounds CPU and memory (each hash in flight holds `memory_kib`). Each
+    hash runs on its pool thread alone (see `argon2id_raw`), so a login flood takes at most
+    `pool_size` cores per process and the event loop keeps its share of the CPU. Callers wait
+    for a slot at most `queue_timeout` seconds, then get a 503 instead of piling up. Hashes are
+    standard PHC strings (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`), interchangeable with
+    argon2-cffi's.
     """
 
     def __init__(
@@ -46,12 +117,53 @@ class PasswordHasher:
         self._hasher = Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
+        self._time_cost, self._memory_kib, self._lanes = time_cost, memory_kib, parallelism
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="argon2")
         self._slots = asyncio.Semaphore(pool_size)
         self._queue_timeout = queue_timeout
         self.pool_size = pool_size
         # Verified against when the email is unknown, so that path costs one verification too.
-        self._dummy_hash = self._hasher.hash(os.urandom(16).hex())
+        self._dummy_hash = self._hash(os.urandom(16).hex())
+
+    def _hash(self, password: str) -> str:
+        salt = os.urandom(_SALT_BYTES)
+        raw = argon2id_raw(
+            password.encode(),
+            salt,
+            time_cost=self._time_cost,
+            memory_kib=self._memory_kib,
+            lanes=self._lanes,
+            hash_len=_HASH_BYTES,
+        )
+        return (
+            f"$argon2id$v={argon2_ll.ARGON2_VERSION}$m={self._memory_kib},"
+            f"t={self._time_cost},p={self._lanes}${_b64(salt)}${_b64(raw)}"
+        )
+
+    def _verify(self, password_hash: str, password: str) -> None:
+        """Raises VerifyMismatchError on a wrong password, InvalidHashError on a bad hash."""
+        try:
+            params = extract_parameters(password_hash)
+            salt_b64, hash_b64 = password_hash.rsplit("$", 2)[1:]
+            salt, expected = _unb64(salt_b64), _unb64(hash_b64)
+        except (InvalidHashError, ValueError) as exc:
+            raise InvalidHashError(str(exc)) from exc
+        if params.type is not Type.ID or params.version != argon2_ll.ARGON2_VERSION:
+            self._hasher.verify(password_hash, password)  # older variants: the library's way
+            return
+        try:
+            actual = argon2id_raw(
+                password.encode(),
+                salt,
+                time_cost=params.time_cost,
+                memory_kib=params.memory_cost,
+                lanes=params.parallelism,
+                hash_len=len(expected),
+            )
+        except (HashingError, OverflowError) as exc:  # parameters out of Argon2's range
+            raise InvalidHashError(str(exc)) from exc
+        if not hmac.compare_digest(actual, expected):
+            raise VerifyMismatchError("The password does not match the supplied hash")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         # Any: forwards an arbitrary argon2 call and its result.
@@ -69,14 +181,14 @@ class PasswordHasher:
             self._slots.release()
 
     async def hash(self, password: str) -> str:
-        result: str = await self._run(self._hasher.hash, password)
+        result: str = await self._run(self._hash, password)
         return result
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """True when the password matches; an unknown user (None) still costs one verification."""
         target = password_hash or self._dummy_hash
         try:
-            await self._run(self._hasher.verify, target, password)
+            await self._run(self._verify, target, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
         return password_hash is not None
