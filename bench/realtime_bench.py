@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/realtime_bench.py [--connections 10000] [--subscribers 1000]
         [--events 100] [--database-url postgresql+asyncpg://…] [--redis-url redis://…]
+        [--instances 2]
 
 Starts one Keel instance (`python -m keel serve`, SQLite in a temp dir unless a database
 URL is given), then:
@@ -9,6 +10,9 @@ URL is given), then:
    connection and the file descriptors it needed;
 2. with S subscribers connected, creates projects through the API and measures, for every
    delivery, the time from the event's commit timestamp to its arrival (same host clock).
+With `--instances 2` (PostgreSQL + Redis) a second instance serves half the subscribers while
+every write goes to the first: the second half's latency is commit -> delivery across
+instances (sequencer pass, bus hop, read on the other instance), reported on its own line.
 Clients are minimal raw WebSocket clients (they answer pings) so that the client side stays
 cheap. Raises RLIMIT_NOFILE to the hard limit for itself and the server.
 """
@@ -183,6 +187,11 @@ async def main(args: argparse.Namespace) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     data_dir = Path(tempfile.mkdtemp(prefix="keel-rt-bench-"))
     process, port = start_server(args, data_dir)
+    others: list[tuple[subprocess.Popen[bytes], int]] = []
+    for n in range(1, args.instances):
+        other_dir = data_dir / f"instance-{n + 1}"
+        other_dir.mkdir()
+        others.append(start_server(args, other_dir))
     server = psutil.Process(process.pid)
     shape = "PostgreSQL + Redis" if args.database_url else "SQLite, in-process bus"
     print(f"# realtime bench ({shape}); RLIMIT_NOFILE raised {soft} -> {hard}")
@@ -213,7 +222,15 @@ async def main(args: argparse.Namespace) -> None:
                 client.close()
             await asyncio.sleep(2)
 
-            subscribers = await open_many(port, token, args.subscribers)
+            ports = [port, *(other_port for _, other_port in others)]
+            share = args.subscribers // len(ports)
+            groups = [
+                await open_many(
+                    p, token, share if n else args.subscribers - share * (len(ports) - 1)
+                )
+                for n, p in enumerate(ports)
+            ]
+            subscribers = [client for group in groups for client in group]
             for client in subscribers:
                 client.latencies = []
             for index in range(args.events):
@@ -236,14 +253,26 @@ async def main(args: argparse.Namespace) -> None:
                 f"p99 {percentile(samples, 0.99) * 1000:.1f} ms, "
                 f"max {max(samples) * 1000:.1f} ms, mean {statistics.fmean(samples) * 1000:.1f} ms"
             )
+            if len(groups) > 1:
+                for n, group in enumerate(groups):
+                    values = [value for c in group for value in (c.latencies or [])]
+                    where = "the writing instance" if n == 0 else f"instance {n + 1} (across)"
+                    print(
+                        f"  {len(group)} subscribers on {where}: {len(values)}/"
+                        f"{args.events * len(group)} deliveries; p50 "
+                        f"{percentile(values, 0.5) * 1000:.1f} ms, "
+                        f"p99 {percentile(values, 0.99) * 1000:.1f} ms, "
+                        f"max {max(values) * 1000:.1f} ms"
+                    )
             for client in subscribers:
                 client.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for each in [process, *(other for other, _ in others)]:
+            each.terminate()
+            try:
+                each.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                each.kill()
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -258,4 +287,10 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=20.0, help="events per second")
     parser.add_argument("--database-url", default=os.environ.get("KEEL_BENCH_DATABASE_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("KEEL_BENCH_REDIS_URL"))
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--instances", type=int, default=1, help="2+: needs --database-url and --redis-url"
+    )
+    parsed = parser.parse_args()
+    if parsed.instances > 1 and not (parsed.database_url and parsed.redis_url):
+        parser.error("--instances above 1 needs --database-url and --redis-url")
+    asyncio.run(main(parsed))

@@ -54,6 +54,11 @@ PY
             --redis-url "$BENCH_REDIS_URL")
 fi
 timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" | tee bench/results/realtime.txt
+if [[ "$BENCH_BACKENDS" == *postgres* ]]; then
+  echo "bench: commit -> delivery across two instances (half the subscribers on each)"
+  timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" --instances 2 --connections 100 \
+    | tee -a bench/results/realtime.txt
+fi
 
 # gRPC beside REST: unary GetProject and GET /api/v1/projects/{id}, same driver, same run.
 echo "bench: gRPC GetProject beside REST GET /projects/{id}"
