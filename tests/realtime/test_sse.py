@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from keel.app import create_app
 from keel.settings import Settings
 from tests.conftest import register_user
-from tests.realtime.conftest import LiveServer, create_project, serve, write_event
+from tests.realtime.conftest import LiveServer, create_project, numbered, serve, write_event
 
 
 @dataclass
@@ -94,6 +94,7 @@ async def test_resume_with_last_event_id_header(
 ) -> None:
     user = await register_user(client)
     first = await write_event(live.app, owner_id=user.id, name="one")
+    await numbered(live.app)  # its id comes with the relay's next pass
     async with httpx.AsyncClient(base_url=live.http, timeout=10) as http:
         async with http.stream("GET", "/api/v1/events?lastEventId=0", headers=user.headers) as r:
             reader = SseReader(r)
@@ -102,6 +103,9 @@ async def test_resume_with_last_event_id_header(
             assert [m.json["data"]["id"] for m in seen] == [str(first)]
             last_id = seen[-1].id
         missed = [await write_event(live.app, owner_id=user.id, name=f"m{i}") for i in range(3)]
+        # Committed events get their ids on the relay's next pass; until then a resume sends
+        # them live after "ready" instead. Let that pass run, as it does within milliseconds.
+        await numbered(live.app)
         headers = {**user.headers, "Last-Event-ID": str(last_id)}
         async with http.stream("GET", "/api/v1/events", headers=headers) as r:
             reader = SseReader(r)
