@@ -378,10 +378,15 @@ async def transaction(
     the work it scheduled with `after_commit` runs (awaited, so a response sent after this
     reflects it). The one way Keel opens a transaction."""
     try:
+        # Closing the session rolls back whatever is still open (an error in the body).
         async with factory() as session:
             session.info[_MANAGED] = True
-            async with session.begin():
-                yield session
+            # The transaction begins with the first statement (autobegin): a request served
+            # from the cache opens none, and skips begin/commit bookkeeping (~0.1 ms of CPU).
+            yield session
+            if not (session.in_transaction() or session.info.get(_PENDING)):
+                return
+            await session.commit()
             DATABASE_OUTAGE.recovered()
             database: Database | None = session.info.get(_DATABASE)
             if (
