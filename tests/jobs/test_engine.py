@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import traceback
+from collections.abc import AsyncIterator
 
 import pytest
+from dbos import DBOS
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -131,3 +135,44 @@ def test_engine_log_lines_carry_no_traceback() -> None:
         "Exception polling schedules: ConnectionRefusedError: [Errno 111] Connection refused",
         "listener failed (ConnectionRefusedError: [Errno 111] Connection refused)",
     ]
+
+
+@pytest.fixture
+async def job_dequeued_while_the_loop_is_stopped(
+    app: FastAPI,
+) -> AsyncIterator[list[threading.Thread]]:
+    """A job handed to DBOS just before this fixture's loop turn ends: DBOS dequeues it while
+    pytest-asyncio's loop is stopped (during the sync test below), and so starts it on its
+    own background loop, in its own thread. Checked after the test, with the loop running."""
+    services = services_of(app)
+    ran_in: list[threading.Thread] = []
+
+    async def record_thread(_payload: Payload) -> Retry | None:
+        async with services.database.transaction() as session:
+            await session.scalar(select(func.count()).select_from(JobHandoff))
+        ran_in.append(threading.current_thread())
+        return None
+
+    services.get(JOBS).define("test.thread", record_thread)
+    async with services.database.transaction() as session:
+        await enqueue(session, "test.thread", {}, key="test:thread")
+    await services.get(JOBS).hand_off()
+    yield ran_in
+    await eventually(lambda: len(ran_in) == 1)
+    assert ran_in == [threading.main_thread()]
+
+
+def test_a_job_started_on_the_engines_own_loop_runs_on_the_apps(
+    job_dequeued_while_the_loop_is_stopped: list[threading.Thread],
+) -> None:
+    """Issue #12: a handler run in DBOS's thread opened the app's sessions there, and the
+    process later froze destroying that thread's greenlets. The handler now waits for the
+    app's loop, which is stopped during this (sync) test."""
+    deadline = time.monotonic() + 10
+    while DBOS.get_workflow_status("test:thread") is None or (
+        DBOS.get_workflow_status("test:thread").status == "ENQUEUED"  # type: ignore[union-attr]
+    ):
+        assert time.monotonic() < deadline, "DBOS did not start the job"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert job_dequeued_while_the_loop_is_stopped == []

@@ -2,10 +2,11 @@
 
 The suite sends 60 events to 3 endpoints. `make bench` runs the same test at the size of
 SPEC §10, 1 000 events to 10 endpoints, through KEEL_TEST_ORDER_EVENTS and
-KEEL_TEST_ORDER_ENDPOINTS. Kept small in the suite: twice (once per backend) a long run of
-this test froze its process at 100 % CPU in the main thread (greenlet thread-state clean-up
-under a weakref callback; cause not found yet, see the jobs issue).
-"""
+KEEL_TEST_ORDER_ENDPOINTS. Twice (once per backend) a long run of this test froze its process
+at 100 % CPU in the main thread (greenlet's thread-state clean-up under a weakref callback,
+issue #12). A drain that DBOS dequeued while pytest-asyncio's loop was stopped ran on DBOS's
+own loop thread and opened the app's sessions there; job handlers now always run on the app's
+loop (keel.jobs.engine.run_on_app_loop, docs/notes-freeze.md)."""
 
 from __future__ import annotations
 

@@ -153,6 +153,8 @@ class JobEngine:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _handoff_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _started: bool = False
+    # The loop the app (and its database engine) runs on: every handler runs there.
+    loop: asyncio.AbstractEventLoop | None = None
 
     def define(
         self, name: str, handler: Handler, *, retry_delays: tuple[float, ...] | None = None
@@ -181,8 +183,10 @@ class JobEngine:
         }
         quiet_engine_logs()
         DBOS(config=config)
-        # Launched from the running loop: DBOS runs async jobs on this loop (and this app's
-        # database engine), not on a thread of its own.
+        # Launched from the running loop, DBOS runs a job on this loop only while the loop is
+        # running when the job is dequeued; otherwise on a loop of its own, in its own thread.
+        # _run_once brings the handler back here (see run_on_app_loop).
+        self.loop = asyncio.get_running_loop()
         DBOS.launch()
         await DBOS.register_queue_async(
             QUEUE,
@@ -308,15 +312,41 @@ def _running_engine() -> JobEngine:
     return _RUNNING
 
 
+async def run_on_app_loop(engine: JobEngine, handler: Handler, payload: Payload) -> Retry | None:
+    """Run a job's handler on the loop the app runs on, whichever loop DBOS started it on.
+
+    DBOS starts a dequeued job on the loop that launched it only if that loop is running at
+    that moment; if not (between two `run_until_complete` calls, as pytest-asyncio makes
+    between test phases), it starts it on its background loop, in a thread of its own that
+    DBOS.destroy ends. A handler run there opened the app's sessions in that thread, so its
+    SQLAlchemy greenlets belonged to that thread, on pool connections the app's loop also
+    uses; once the thread ended, greenlet destroyed what was left of them from the main
+    thread's pending calls, the path of the freeze of issue #12 (docs/notes-freeze.md).
+    Here the handler always runs on the app's loop; this coroutine only waits for it, and
+    cancelling it cancels the handler there.
+    """
+    loop = engine.loop
+    if loop is None or loop is asyncio.get_running_loop():
+        return await handler(payload)
+    if loop.is_closed():
+        raise RuntimeError("the app's event loop is closed: the job runs again later")
+
+    async def on_app_loop() -> Retry | None:
+        return await handler(payload)
+
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_app_loop(), loop))
+
+
 @DBOS.step(name="keel.job.run")
 async def _run_once(name: str, payload: Payload, enqueued_at: float, run: int) -> float | None:
     """One run of a job's handler (a checkpointed step: after a crash it runs again)."""
-    definition = _running_engine().definitions[name]
+    engine = _running_engine()
+    definition = engine.definitions[name]
     if run == 0:
         JOB_LAG.labels(job=name).observe(max(time.time() - enqueued_at, 0.0))
     started = time.perf_counter()
     try:
-        outcome = await definition.handler(payload)
+        outcome = await run_on_app_loop(engine, definition.handler, payload)
     finally:
         JOB_DURATION.labels(job=name).observe(time.perf_counter() - started)
     return None if outcome is None else outcome.after_seconds
