@@ -22,10 +22,9 @@ from keel.platform.ratelimit import (
     ProtectionMiddleware,
     RateLimiter,
     client_ip,
-    lease_size,
     parse_networks,
-    sliding_window_decision,
 )
+from keel.platform.sliding_window import lease_size, sliding_window_decision
 from keel.settings import Settings
 from tests.conftest import FAST_ARGON2, TEST_REDIS_URL, register_user
 from tests.servers import free_port, run_server
