@@ -27,7 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from keel import migrations
 from keel.backup.archive import ArchiveWriter, BackupError, Section, decoder_for
 from keel.models import Base
-from keel.platform.db import ensure_sqlite_directory
+from keel.platform.engine import ensure_sqlite_directory
 
 BATCH_ROWS = 1000
 # Rows per INSERT batch on restore: larger batches amortise round trips and index work.

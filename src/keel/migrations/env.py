@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import keel.models
-from keel.platform.db import ensure_sqlite_directory
+from keel.platform.engine import ensure_sqlite_directory
 from keel.settings import load_settings
 
 config = context.config
