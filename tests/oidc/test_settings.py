@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keel.identity.oidc import allowed_redirect, with_params
+from keel.identity.oidc_rules import allowed_redirect, with_params
 from keel.settings import ConfigurationError, OidcProvider, Settings
 
 PRODUCTION = {

@@ -20,7 +20,6 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import structlog
@@ -33,11 +32,24 @@ from keel.audit import service as audit
 from keel.identity import repository
 from keel.identity.auditing import audit_user
 from keel.identity.models import OidcHandoff, OidcIdentity, OidcLogin, User
+from keel.identity.oidc_rules import (
+    LEEWAY_SECONDS,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_SUBJECT,
+    SCOPE,
+    OidcFailure,
+    invalid_id_token,
+    invalid_state,
+    provider_unavailable,
+    unknown_provider,
+    with_params,
+)
 from keel.identity.service import Identity, finish_sign_in
 from keel.identity.sessions import IssuedTokens
 from keel.platform.actor import RequestContext
 from keel.platform.db import utcnow
-from keel.platform.errors import AppError, BadRequest, Conflict, NotFound, ServiceUnavailable
+from keel.platform.errors import AppError, BadRequest, Conflict
 from keel.platform.security import sha256_hex
 from keel.platform.services import Slot
 from keel.settings import OidcProvider, Settings
@@ -52,73 +64,6 @@ with warnings.catch_warnings():
     from authlib.integrations.starlette_client import StarletteOAuth2App
 
 log = structlog.get_logger("keel.identity.oidc")
-
-SCOPE = "openid email profile"
-# Clock skew allowed on the ID token's exp/iat/nbf.
-LEEWAY_SECONDS = 60
-MAX_NAME = 100
-MAX_EMAIL = 320
-MAX_SUBJECT = 255
-
-
-class OidcFailure(AppError):
-    """A sign-in that cannot finish: rendered as `?error=<code>` on the redirectUri when that
-    is known, else as the error envelope with this status."""
-
-    status_code = 400
-    code = "OIDC_FAILED"
-    default_message = "The sign-in with the identity provider failed"
-
-
-def unknown_provider() -> NotFound:
-    return NotFound("No such identity provider", code="UNKNOWN_PROVIDER")
-
-
-def invalid_state(message: str = "Unknown, used or expired sign-in state") -> OidcFailure:
-    return OidcFailure(message, code="INVALID_STATE")
-
-
-def invalid_id_token() -> OidcFailure:
-    return OidcFailure("The identity provider's ID token did not verify", code="INVALID_ID_TOKEN")
-
-
-def provider_unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable(
-        "The identity provider cannot be reached", code="OIDC_PROVIDER_UNAVAILABLE"
-    )
-
-
-# --- configuration ------------------------------------------------------------------------
-
-
-def allowed_redirect(settings: Settings, uri: str) -> bool:
-    """Whether `uri` is on KEEL_OIDC_REDIRECT_ALLOWLIST: equal to an entry with a path, or on
-    the origin of an entry without one. No fragment, no user info, http(s) only."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
-        return False
-    if "@" in parts.netloc or any(ch.isspace() or ord(ch) < 32 for ch in uri):
-        return False
-    origin = f"{parts.scheme}://{parts.hostname}{'' if port is None else f':{port}'}"
-    for entry in settings.oidc_redirect_allowlist:
-        allowed = urlsplit(entry)
-        if allowed.path in ("", "/") and not allowed.query:
-            if origin == f"{allowed.scheme}://{allowed.netloc}".lower():
-                return True
-        elif uri == entry:
-            return True
-    return False
-
-
-def with_params(uri: str, params: dict[str, str]) -> str:
-    """`uri` with `params` added to its query (its own parameters kept)."""
-    parts = urlsplit(uri)
-    query = "&".join(part for part in (parts.query, urlencode(params)) if part)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 @dataclass(eq=False)

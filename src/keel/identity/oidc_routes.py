@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from keel.identity import oidc
 from keel.identity.deps import IdentityDep
+from keel.identity.oidc_rules import allowed_redirect
 from keel.identity.routes import auth_out
 from keel.identity.schemas import AuthOut, OidcExchangeIn
 from keel.platform.deps import ContextDep, SessionDep, part
@@ -76,7 +77,7 @@ async def oidc_authorize(
     ],
 ) -> RedirectResponse:
     clients.provider(provider)
-    if not oidc.allowed_redirect(clients.settings, redirect_uri):
+    if not allowed_redirect(clients.settings, redirect_uri):
         raise BadRequest("redirectUri is not on the allow-list", code="REDIRECT_NOT_ALLOWED")
     binding = request.cookies.get(BINDING_COOKIE, "")
     if not BINDING_FORMAT.fullmatch(binding):
