@@ -34,8 +34,6 @@ from keel.platform.errors import ServiceUnavailable
 
 # Any: the CFFI library object of the reference implementation (constants and argon2_ctx).
 _ARGON2_LIB: Any = argon2_ll.lib  # type: ignore[attr-defined]
-_SALT_BYTES = 16
-_HASH_BYTES = 32
 
 
 def _b64(raw: bytes) -> str:
@@ -117,7 +115,6 @@ class PasswordHasher:
         self._hasher = Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
-        self._time_cost, self._memory_kib, self._lanes = time_cost, memory_kib, parallelism
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="argon2")
         self._slots = asyncio.Semaphore(pool_size)
         self._queue_timeout = queue_timeout
@@ -126,18 +123,21 @@ class PasswordHasher:
         self._dummy_hash = self._hash(os.urandom(16).hex())
 
     def _hash(self, password: str) -> str:
-        salt = os.urandom(_SALT_BYTES)
+        # The parameters, salt and hash lengths are the library hasher's, so that
+        # `needs_rehash` (its check) judges these hashes by the same values.
+        params = self._hasher
+        salt = os.urandom(params.salt_len)
         raw = argon2id_raw(
             password.encode(),
             salt,
-            time_cost=self._time_cost,
-            memory_kib=self._memory_kib,
-            lanes=self._lanes,
-            hash_len=_HASH_BYTES,
+            time_cost=params.time_cost,
+            memory_kib=params.memory_cost,
+            lanes=params.parallelism,
+            hash_len=params.hash_len,
         )
         return (
-            f"$argon2id$v={argon2_ll.ARGON2_VERSION}$m={self._memory_kib},"
-            f"t={self._time_cost},p={self._lanes}${_b64(salt)}${_b64(raw)}"
+            f"$argon2id$v={argon2_ll.ARGON2_VERSION}$m={params.memory_cost},"
+            f"t={params.time_cost},p={params.parallelism}${_b64(salt)}${_b64(raw)}"
         )
 
     def _verify(self, password_hash: str, password: str) -> None:
