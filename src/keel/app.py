@@ -32,6 +32,7 @@ from keel.platform.bus import InProcessBus, RedisBus
 from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
+from keel.platform.host_slots import HostSlots
 from keel.platform.http import PlatformMiddleware
 from keel.platform.lifecycle import InFlightMiddleware, Lifecycle
 from keel.platform.logging import configure_logging
@@ -167,6 +168,10 @@ def build_services(settings: Settings) -> Services:
             parallelism=settings.argon2_parallelism,
             pool_size=settings.hash_pool_size,
             queue_timeout=settings.hash_queue_timeout_seconds,
+            # Shared by the workers of `keel serve --workers N`: the bound is the host's.
+            host_slots=HostSlots.in_folder(
+                settings.data_dir / "hash-slots", settings.hash_pool_size
+            ),
         ),
         encryptor=Encryptor(derive_key(settings.signing_secret, b"aes-256-gcm-at-rest")),
         lifecycle=Lifecycle(

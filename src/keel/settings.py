@@ -132,8 +132,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_parallelism: int = Field(default=4, ge=1)
-    # Concurrent Argon2 hashes per process, one core each: half the cores, so a login flood
-    # leaves the other half to every other request (issue 11).
+    # Concurrent Argon2 hashes on this host, one core each: half the cores, so a login flood
+    # leaves the other half to every other request (issue 11). The worker processes sharing
+    # KEEL_DATA_DIR share this bound (lock files in <data_dir>/hash-slots).
     hash_pool_size: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     hash_queue_timeout_seconds: float = Field(default=5.0, gt=0)
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=1)

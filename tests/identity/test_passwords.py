@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +24,8 @@ from sqlalchemy import text
 from keel.app import create_app
 from keel.identity.passwords import common_passwords, password_problem
 from keel.identity.service import IDENTITY
+from keel.platform.errors import ServiceUnavailable
+from keel.platform.host_slots import HostSlots
 from keel.platform.security import PasswordHasher, argon2id_raw
 from keel.settings import Settings
 from tests.conftest import register_user
@@ -186,3 +192,84 @@ async def test_a_malformed_stored_hash_never_verifies(stored: str) -> None:
         assert not await ours.verify(stored, "anything")
     finally:
         ours.close()
+
+
+async def test_the_hash_bound_is_the_hosts_and_a_dead_holders_slot_comes_free(
+    tmp_path: Path,
+) -> None:
+    """The worker processes of one host share KEEL_HASH_POOL_SIZE (issue 11): while another
+    process holds the only slot, a hash here waits and then gets the fast 503; once that
+    process dies, the kernel frees its slot."""
+    slots = HostSlots(tmp_path / "hash-slots", 1)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            f"fd = os.open({str(tmp_path / 'hash-slots' / 'slot-0.lock')!r}, os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ours = PasswordHasher(
+        memory_kib=1024,
+        time_cost=1,
+        parallelism=1,
+        pool_size=1,
+        queue_timeout=0.3,
+        host_slots=slots,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(ServiceUnavailable) as refused:
+            await ours.hash("correct horse battery")
+        assert refused.value.code == "HASH_POOL_BUSY"
+        holder.kill()
+        holder.wait(timeout=10)
+        assert await ours.verify(await ours.hash("correct horse battery"), "correct horse battery")
+    finally:
+        holder.kill()
+        ours.close()
+
+
+async def test_two_hashers_sharing_one_slot_never_hash_at_once(tmp_path: Path) -> None:
+    """Two hashers (as two processes would; flock makes no difference) take turns."""
+    running: list[int] = []
+    overlaps: list[int] = []
+
+    def tracked(seconds: float) -> None:
+        running.append(1)
+        if len(running) > 1:
+            overlaps.append(len(running))
+        time.sleep(seconds)
+        running.pop()
+
+    hashers = [
+        PasswordHasher(
+            memory_kib=1024,
+            time_cost=1,
+            parallelism=1,
+            pool_size=1,
+            queue_timeout=5,
+            host_slots=HostSlots(tmp_path / "slots", 1),
+        )
+        for _ in range(2)
+    ]
+    try:
+        await asyncio.gather(*(h._run(tracked, 0.1) for h in hashers for _ in range(3)))
+        assert overlaps == []
+    finally:
+        for hasher in hashers:
+            hasher.close()
+
+
+def test_host_slots_in_an_unwritable_place_fall_back_to_none(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert HostSlots.in_folder(blocker / "hash-slots", 1) is None
+    assert HostSlots.in_folder(tmp_path / "hash-slots", 2) is not None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from keel.platform.errors import ServiceUnavailable
+from keel.platform.host_slots import HostSlots, SlotsBusy
 
 # Any: the CFFI library object of the reference implementation (constants and argon2_ctx).
 _ARGON2_LIB: Any = argon2_ll.lib  # type: ignore[attr-defined]
@@ -97,8 +100,10 @@ class PasswordHasher:
     The reference code releases the GIL, so hashes run truly in parallel on the pool's threads,
     while the pool size bounds CPU and memory (each hash in flight holds `memory_kib`). Each
     hash runs on its pool thread alone (see `argon2id_raw`), so a login flood takes at most
-    `pool_size` cores per process and the event loop keeps its share of the CPU. Callers wait
-    for a slot at most `queue_timeout` seconds, then get a 503 instead of piling up. Hashes are
+    `pool_size` cores and the event loop keeps its share of the CPU. With `host_slots`, that
+    bound holds for every process sharing them (the workers of one host), not per process.
+    Callers wait for a slot at most `queue_timeout` seconds, then get a 503 instead of piling
+    up. Hashes are
     standard PHC strings (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`), interchangeable with
     argon2-cffi's.
     """
@@ -111,6 +116,7 @@ class PasswordHasher:
         parallelism: int,
         pool_size: int,
         queue_timeout: float,
+        host_slots: HostSlots | None = None,
     ) -> None:
         self._hasher = Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
@@ -118,6 +124,7 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="argon2")
         self._slots = asyncio.Semaphore(pool_size)
         self._queue_timeout = queue_timeout
+        self._host_slots = host_slots
         self.pool_size = pool_size
         # Verified against when the email is unknown, so that path costs one verification too.
         self._dummy_hash = self._hash(os.urandom(16).hex())
@@ -165,18 +172,27 @@ class PasswordHasher:
         if not hmac.compare_digest(actual, expected):
             raise VerifyMismatchError("The password does not match the supplied hash")
 
+    def _busy(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            "Too many sign-ins in progress; try again shortly",
+            headers={"Retry-After": str(max(1, round(self._queue_timeout)))},
+            code="HASH_POOL_BUSY",
+        )
+
     async def _run(self, fn: Any, *args: Any) -> Any:
         # Any: forwards an arbitrary argon2 call and its result.
+        deadline = time.monotonic() + self._queue_timeout
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout=self._queue_timeout)
         except TimeoutError as exc:
-            raise ServiceUnavailable(
-                "Too many sign-ins in progress; try again shortly",
-                headers={"Retry-After": str(max(1, round(self._queue_timeout)))},
-                code="HASH_POOL_BUSY",
-            ) from exc
+            raise self._busy() from exc
+        call = functools.partial(fn, *args)
+        if self._host_slots is not None:
+            call = functools.partial(self._host_slots.run, deadline, call)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except SlotsBusy as exc:
+            raise self._busy() from exc
         finally:
             self._slots.release()
 
