@@ -173,6 +173,9 @@ def make_settings(
             "login_failure_delay_max_seconds": 0,
             # The job worker starts only in the tests of jobs and webhooks (tests/webhooks).
             "jobs_enabled": False,
+            # A full collection at every app start would cost the suite minutes; the tuning
+            # has its own test (tests/platform/test_gc_tuning.py).
+            "gc_tuning": False,
             **FAST_ARGON2,
         }
         values.update(overrides)

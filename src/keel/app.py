@@ -32,6 +32,7 @@ from keel.platform.bus import InProcessBus, RedisBus
 from keel.platform.cache import Cache, MemoryCache, TieredCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
+from keel.platform.gc_tuning import tune_for_serving
 from keel.platform.host_slots import HostSlots
 from keel.platform.http import PlatformMiddleware
 from keel.platform.lifecycle import InFlightMiddleware, Lifecycle
@@ -274,9 +275,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.lifecycle.install_signal_hook()
         backups = BackupSchedule(settings).start()  # the jobs engine (§10) takes this over
         rpc = await start_grpc(services)
+        undo_gc = tune_for_serving() if settings.gc_tuning else None
         try:
             yield
         finally:
+            if undo_gc is not None:
+                undo_gc()
             await services.lifecycle.drain()
             services.lifecycle.remove_signal_hook()
             if rpc is not None:
