@@ -389,20 +389,43 @@ def migrate(env: dict[str, str]) -> None:
                    capture_output=True)  # fmt: skip
 
 
-def run_keel(target: str, database_url: str, redis_url: str | None) -> list[Result]:
-    data_dir = WORK / f"data-{target}"
+def start_keel(
+    name: str, database_url: str, redis_url: str | None, extra_env: dict[str, str] | None = None
+) -> Server:
+    """A migrated Keel with `--workers 2` and a fresh data directory."""
+    data_dir = WORK / f"data-{name}"
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = keel_env(database_url, redis_url, data_dir)
+    env = {**keel_env(database_url, redis_url, data_dir), **(extra_env or {})}
     migrate(env)
     port = free_port()
     argv = [PYTHON, "-m", "keel", "serve", "--workers", "2", "--port", str(port)]
-    server = start_server(f"keel-{target}", argv, env, port)
+    return start_server(name, argv, env, port)
+
+
+def run_keel(target: str, database_url: str, redis_url: str | None) -> list[Result]:
+    server = start_keel(f"keel-{target}", database_url, redis_url)
     try:
         log(f"seeding {target}: 1 user, {SEED_PROJECTS} projects")
         fx = seed(server.url, target)
         return measure(server, target, fx, [name for name, _ in SCENARIOS])
     finally:
         server.stop()
+
+
+def start_baseline(name: str) -> Server:
+    """The raw floor (bench/baseline, `--workers 2`) on the PostgreSQL database Keel seeded."""
+    port = free_port()
+    base_env = {
+        **os.environ,
+        "KEEL_SECRET_KEY": SECRET,
+        "BASELINE_DSN": f"{PG_ADMIN}/{PG_DB}",
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [
+        PYTHON, "-m", "uvicorn", "bench.baseline.app:app", "--workers", "2", "--port", str(port),
+        "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return start_server(name, argv, base_env, port)
 
 
 def run_baseline(keel_url_for_seed: str | None) -> list[Result]:
@@ -417,18 +440,7 @@ def run_baseline(keel_url_for_seed: str | None) -> list[Result]:
         fx = seed(keel.url, "baseline")
     finally:
         keel.stop()
-    port = free_port()
-    base_env = {
-        **os.environ,
-        "KEEL_SECRET_KEY": SECRET,
-        "BASELINE_DSN": f"{PG_ADMIN}/{PG_DB}",
-        "PYTHONPATH": str(ROOT),
-    }
-    argv = [
-        PYTHON, "-m", "uvicorn", "bench.baseline.app:app", "--workers", "2", "--port", str(port),
-        "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    server = start_server("baseline", argv, base_env, port)
+    server = start_baseline("baseline")
     try:
         return measure(server, "baseline", fx, ["list", "get", "profile", "create"])
     finally:

@@ -13,7 +13,6 @@ Writes bench/results/login-flood.md.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 import time
@@ -47,13 +46,7 @@ def main() -> None:
         db = driver.WORK / "login-flood.db"
         db.unlink(missing_ok=True)
         url, redis_url = f"sqlite+aiosqlite:///{db}", None
-    data_dir = driver.WORK / "data-login-flood"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    env = driver.keel_env(url, redis_url, data_dir)
-    driver.migrate(env)
-    port = driver.free_port()
-    argv = [driver.PYTHON, "-m", "keel", "serve", "--workers", "2", "--port", str(port)]
-    server = driver.start_server("keel-login-flood", argv, env, port)
+    server = driver.start_keel("keel-login-flood", url, redis_url)
     try:
         fx = driver.seed(server.url, "flood")
         script, args = driver.scenario_call("list", fx)

@@ -95,3 +95,10 @@ echo "bench: login flood with reads alongside"
 FLOOD_BACKEND=sqlite
 if [[ "$BENCH_BACKENDS" == *postgres* ]]; then FLOOD_BACKEND=postgres; fi
 timeout 300 "$PY" bench/login_flood_bench.py "$FLOOD_BACKEND" "${BENCH_DURATION:-8}"
+
+# Many connections (SPEC §7, issue 11): the list at 256 and 1024 connections, Keel beside the
+# raw floor; at 1024 the overload guard should answer the excess with fast 503s.
+if [[ "$BENCH_BACKENDS" == *postgres* ]]; then
+  echo "bench: the list at 256 and 1024 connections"
+  timeout 300 "$PY" bench/overload_bench.py "${BENCH_DURATION:-8}"
+fi
