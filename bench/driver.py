@@ -173,12 +173,26 @@ def hit_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
     return min(1.0, (delta("cache_hits_total:l1") + delta("cache_hits_total:l2")) / lookups)
 
 
-def wrk(url: str, script: str, args: list[str], connections: int, duration: int) -> dict[str, Any]:
+def wrk(
+    url: str,
+    script: str,
+    args: list[str],
+    connections: int,
+    duration: int,
+    *,
+    track_admitted: bool = False,
+) -> dict[str, Any]:
+    """One wrk run; `track_admitted` pairs requests with answers by X-Request-ID so that
+    `latency_us.admitted_p99` is the exact p99 of the non-error answers (bench/lua/common.lua)."""
     argv = [
         "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
         "-s", str(LUA / script), url, "--", *args,
     ]  # fmt: skip
-    env = {**os.environ, "BENCH_LUA_DIR": str(LUA)}
+    env = {
+        **os.environ,
+        "BENCH_LUA_DIR": str(LUA),
+        "BENCH_TRACK_ADMITTED": str(int(track_admitted)),
+    }
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
     data: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))

@@ -2,9 +2,9 @@
 Keel (`--workers 2`, PostgreSQL + Redis) beside the raw floor (bench/baseline) on one machine.
 
 Targets: at 256 connections p99 < 500 ms and no socket errors; at 1024 the excess gets fast
-503s (the overload guard) while the admitted requests keep p99 < 1 s. wrk reports one
-latency histogram for every response, 503s included, so the admitted p99 is bounded from
-above: see bench/lua/common.lua.
+503s (the overload guard) while the admitted requests keep p99 < 1 s. wrk keeps one
+latency histogram for every response, 503s included, so the admitted p99 comes from pairing
+each request with its answer by X-Request-ID (bench/lua/common.lua).
 
 Usage: .venv/bin/python bench/overload_bench.py [seconds]
 Writes bench/results/overload.md.
@@ -33,7 +33,7 @@ def run(server: driver.Server, fx: driver.Fixture, seconds: int) -> dict[int, di
     out = {}
     for conns in CONNECTIONS:
         cpu_before = driver.cpu_seconds(server.process.pid)
-        data = driver.wrk(server.url, script, args, conns, seconds)
+        data = driver.wrk(server.url, script, args, conns, seconds, track_admitted=True)
         cpu = driver.cpu_seconds(server.process.pid) - cpu_before
         data["cpu_us"] = cpu / max(1, data["requests"]) * 1e6
         out[conns] = data
@@ -71,7 +71,8 @@ def row(target: str, conns: int, data: dict[str, Any]) -> str:
     lat = data["latency_us"]
     return (
         f"| {target} | {conns} | {data['rps']:.0f} | {data['ok_rps']:.0f} | "
-        f"{lat['p50'] / 1000:.0f} | {lat['p99'] / 1000:.0f} | {lat['admitted_p99'] / 1000:.0f} | "
+        f"{lat['mean'] / 1000:.0f} | {lat['p99'] / 1000:.0f} | {lat['admitted_p99'] / 1000:.0f} | "
+        f"{lat['admitted_mean'] / 1000:.0f} | {conns / max(1.0, data['rps']) * 1000:.0f} | "
         f"{data['errors']['status']} | {socket_errors(data)} | {data['cpu_us']:.0f} |"
     )
 
@@ -86,12 +87,12 @@ def main() -> None:
     base = floor(fx, seconds)
     at256, at1024 = ours[256], ours[1024]
     checks = [
-        ("256: p99 < 500 ms", f"{at256['latency_us']['p99'] / 1000:.0f} ms",
-         at256["latency_us"]["p99"] < 500_000),
+        ("256: p99 < 500 ms", f"{at256['latency_us']['admitted_p99'] / 1000:.0f} ms",
+         at256["latency_us"]["admitted_p99"] < 500_000 and at256["errors"]["status"] == 0),
         ("256: no socket errors", str(socket_errors(at256)), socket_errors(at256) == 0),
         ("1024: the excess gets 503s", str(at1024["errors"]["status"]),
          at1024["errors"]["status"] > 0),
-        ("1024: admitted p99 < 1 s (upper bound)",
+        ("1024: admitted p99 < 1 s",
          f"{at1024['latency_us']['admitted_p99'] / 1000:.0f} ms",
          at1024["latency_us"]["admitted_p99"] < 1_000_000),
     ]  # fmt: skip
@@ -104,9 +105,9 @@ def main() -> None:
         "(bench/baseline, `--workers 2`), wrk -t2 on the same 2-core machine. Load average "
         f"at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.",
         "",
-        "| target | conns | req/s | ok/s | p50 ms | p99 ms | admitted p99 ms (bound) | "
-        "non-2xx | socket errors | CPU µs/req |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| target | conns | req/s | ok/s | mean ms (wrk) | p99 ms (wrk) | 2xx p99 ms | "
+        "2xx mean ms | conns ÷ req/s ms | non-2xx | socket errors | CPU µs/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(row("keel", c, ours[c]) for c in CONNECTIONS),
         *(row("floor", c, base[c]) for c in CONNECTIONS),
         "",
@@ -114,8 +115,12 @@ def main() -> None:
         "|---|---|---|",
         *(f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in checks),
         "",
-        "Non-2xx are the overload guard's 503s (with Retry-After). The admitted p99 is an upper "
-        "bound: the overall latency quantile at f + 0.99 (1 - f), f the share of 503s.",
+        "Non-2xx are the overload guard's 503s (with Retry-After). The 2xx columns are the "
+        "answers the service admitted, each paired with its request by X-Request-ID (Keel and "
+        "the floor echo it). wrk's own histogram holds every answer, 503s included. Where every "
+        "answer is a 2xx, Little's law fixes the mean at connections ÷ throughput at most: "
+        "the paired mean meets it and wrk's comes out above it, so wrk's histogram is not "
+        "trusted for the checks (its p99 is shown for comparison only).",
     ]
     out = driver.BENCH / "results" / "overload.md"
     out.write_text("\n".join(lines) + "\n")

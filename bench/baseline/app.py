@@ -71,14 +71,11 @@ def _project(row: Any) -> dict[str, Any]:
     }
 
 
-async def _send(send: Any, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
+async def _send(send: Any, status: int, body: bytes, scope: dict[str, Any]) -> None:
+    headers = [(b"content-type", b"application/json")]
+    # Echoed like Keel does, so the overload bench can pair answers with requests.
+    headers.extend((name, value) for name, value in scope["headers"] if name == b"x-request-id")
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -120,11 +117,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert pool is not None
     path: str = scope["path"]
     if path == "/health":
-        await _send(send, 200, b'{"status":"ok"}')
+        await _send(send, 200, b'{"status":"ok"}', scope)
         return
     user_id = _user_id(scope)
     if user_id is None:
-        await _send(send, 401, b'{"code":"UNAUTHORIZED"}')
+        await _send(send, 401, b'{"code":"UNAUTHORIZED"}', scope)
         return
     method = scope["method"]
     if path == "/api/v1/projects" and method == "GET":
@@ -142,7 +139,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 "nextCursor": None,
             },
         }
-        await _send(send, 200, orjson.dumps(body))
+        await _send(send, 200, orjson.dumps(body), scope)
     elif path == "/api/v1/projects" and method == "POST":
         data = orjson.loads(await _read_body(receive))
         now = datetime.now(UTC)
@@ -167,24 +164,24 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 now,
                 body.decode(),
             )
-        await _send(send, 201, body)
+        await _send(send, 201, body, scope)
     elif path.startswith("/api/v1/projects/") and method == "GET":
         try:
             project_id = uuid.UUID(path.rsplit("/", 1)[1])
         except ValueError:
-            await _send(send, 404, b'{"code":"NOT_FOUND"}')
+            await _send(send, 404, b'{"code":"NOT_FOUND"}', scope)
             return
         async with pool.acquire() as conn:
             row = await conn.fetchrow(GET_SQL, project_id, user_id)
         if row is None:
-            await _send(send, 404, b'{"code":"NOT_FOUND"}')
+            await _send(send, 404, b'{"code":"NOT_FOUND"}', scope)
         else:
-            await _send(send, 200, orjson.dumps(_project(row)))
+            await _send(send, 200, orjson.dumps(_project(row)), scope)
     elif path == "/api/v1/auth/profile" and method == "GET":
         async with pool.acquire() as conn:
             row = await conn.fetchrow(PROFILE_SQL, user_id)
         if row is None:
-            await _send(send, 401, b'{"code":"UNAUTHORIZED"}')
+            await _send(send, 401, b'{"code":"UNAUTHORIZED"}', scope)
         else:
             profile = {
                 "id": str(row["id"]),
@@ -193,6 +190,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 "role": row["role"],
                 "createdAt": _iso(row["created_at"]),
             }
-            await _send(send, 200, orjson.dumps(profile))
+            await _send(send, 200, orjson.dumps(profile), scope)
     else:
-        await _send(send, 404, b'{"code":"NOT_FOUND"}')
+        await _send(send, 404, b'{"code":"NOT_FOUND"}', scope)

@@ -13,5 +13,5 @@ function init(args)
 end
 
 function request()
-  return wrk.format("GET", paths[math.random(#paths)])
+  return bench_request("GET", paths[math.random(#paths)])
 end
