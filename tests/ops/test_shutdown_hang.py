@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
+from structlog.testing import capture_logs
 
 from keel.app import build_services, close_services
 from keel.platform.cache import TieredCache
@@ -88,9 +89,7 @@ async def test_cancel_and_wait_does_not_swallow_the_callers_cancellation() -> No
     assert worker.cancelled()
 
 
-async def test_cancel_and_wait_logs_a_task_that_failed(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_cancel_and_wait_logs_a_task_that_failed() -> None:
     async def fails() -> None:
         try:
             await asyncio.sleep(3600)
@@ -99,9 +98,12 @@ async def test_cancel_and_wait_logs_a_task_that_failed(
 
     task = asyncio.create_task(fails(), name="broken-task")
     await asyncio.sleep(0)
-    await cancel_and_wait([task])
+    with capture_logs() as logs:
+        await cancel_and_wait([task])
     assert task.done()
-    assert "task_failed_on_stop" in caplog.text
+    assert [entry["task"] for entry in logs if entry["event"] == "task_failed_on_stop"] == [
+        "broken-task"
+    ]
 
 
 async def test_cache_listener_stops_while_blocked_in_a_30s_pubsub_read(

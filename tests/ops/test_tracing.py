@@ -3,7 +3,7 @@ and Redis spans under it, probes excluded, the trace id in the request's log lin
 
 from __future__ import annotations
 
-import logging
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,27 +29,14 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-class _Records(logging.Handler):
-    """Keeps the structlog event dicts of one logger (the rendered line is made from them)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[dict[str, Any]] = []  # Any: structlog event dicts
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, dict):
-            self.events.append(dict(record.msg))
-
-
-@pytest.fixture
-def access_log() -> Iterator[_Records]:
-    records = _Records()
-    logger = logging.getLogger("keel.access")
-    logger.addHandler(records)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(records)
+def _log_events(out: str) -> list[dict[str, Any]]:
+    """The JSON lines Keel wrote to standard output (its loggers render there directly)."""
+    # Any: parsed log lines.
+    events = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return events
 
 
 def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[ReceivedSpan]:
@@ -63,7 +50,7 @@ def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[Recei
 async def test_spans_reach_a_real_otlp_receiver(
     make_settings: Callable[..., Settings],
     receiver: Receiver,
-    access_log: _Records,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = create_app(make_settings(otel_exporter_otlp_endpoint=receiver.url))
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
@@ -112,7 +99,7 @@ async def test_spans_reach_a_real_otlp_receiver(
     # The request's log line names the same trace.
     [access] = [
         event
-        for event in access_log.events
+        for event in _log_events(capsys.readouterr().out)
         if event.get("event") == "request" and event.get("route") == "/api/v1/projects"
     ]
     assert access["trace_id"] == server.trace_id

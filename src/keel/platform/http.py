@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -88,7 +88,7 @@ class PlatformMiddleware:
             return
         raw_id = _header(scope, b"x-request-id")
         candidate = raw_id.decode("latin-1") if raw_id else ""
-        request_id = candidate if REQUEST_ID_RE.match(candidate) else uuid.uuid4().hex
+        request_id = candidate if REQUEST_ID_RE.match(candidate) else os.urandom(16).hex()
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
