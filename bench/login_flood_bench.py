@@ -29,7 +29,8 @@ def row(name: str, data: dict[str, Any]) -> str:
     e = data["errors"]
     return (
         f"| {name} | {data['rps']:.1f} | {data['ok_rps']:.1f} | {lat['p50'] / 1000:.1f} | "
-        f"{lat['p99'] / 1000:.1f} | {e['status']} | {e['connect'] + e['read'] + e['timeout']} |"
+        f"{lat['p99'] / 1000:.1f} | {lat['admitted_p99'] / 1000:.1f} | {e['status']} | "
+        f"{e['connect'] + e['read'] + e['timeout']} |"
     )
 
 
@@ -51,7 +52,7 @@ def main() -> None:
         fx = driver.seed(server.url, "flood")
         script, args = driver.scenario_call("list", fx)
         driver.log(f"list alone: {READERS} connections, {seconds} s")
-        alone = driver.wrk(server.url, script, args, READERS, seconds)
+        alone = driver.wrk(server.url, script, args, READERS, seconds, track_admitted=True)
         login_script, login_args = driver.scenario_call("login", fx)
         flood: dict[str, Any] = {}
         flooding = threading.Thread(
@@ -62,13 +63,13 @@ def main() -> None:
         driver.log(f"list with {LOGINS} connections signing in: {seconds} s")
         flooding.start()
         time.sleep(1)  # the hash pool is busy before the list starts
-        during = driver.wrk(server.url, script, args, READERS, seconds)
+        during = driver.wrk(server.url, script, args, READERS, seconds, track_admitted=True)
         flooding.join()
     finally:
         server.stop()
 
     kept = during["ok_rps"] / alone["ok_rps"] if alone["ok_rps"] else 0.0
-    p99 = during["latency_us"]["p99"] / 1000
+    p99 = during["latency_us"]["admitted_p99"] / 1000
     logins = flood.get("ok_rps", 0.0)
     checks = [
         ("list p99 < 200 ms during the flood", f"{p99:.1f} ms", p99 < 200),
@@ -83,18 +84,21 @@ def main() -> None:
         f"the same machine, load average {', '.join(f'{x:.2f}' for x in driver.LOAD_AT_START)}"
         " at start). Argon2id 64 MiB, t=3, p=4.",
         "",
-        "| run | req/s | ok/s | p50 ms | p99 ms | non-2xx | socket errors |",
-        "|---|---|---|---|---|---|---|",
+        "| run | req/s | ok/s | p50 ms (wrk) | p99 ms (wrk) | 2xx p99 ms | non-2xx | "
+        "socket errors |",
+        "|---|---|---|---|---|---|---|---|",
         row(f"list @{READERS}, alone", alone),
         row(f"list @{READERS}, during the flood", during),
-        row(f"login @{LOGINS} (the flood)", flood) if flood else "| login | failed | | | | | |",
+        row(f"login @{LOGINS} (the flood)", flood) if flood else "| login | failed | | | | | | |",
         "",
         "| check | value | ok |",
         "|---|---|---|",
         *(f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in checks),
         "",
         "Login non-2xx are 503s from the hash queue (KEEL_HASH_QUEUE_TIMEOUT_SECONDS) or the "
-        "overload guard: refusals, fast, with Retry-After.",
+        "overload guard: refusals, fast, with Retry-After. The 2xx p99 pairs each answer with "
+        "its request by X-Request-ID (see bench/overload_bench.py for why wrk's own histogram "
+        "is not used for the checks); logins are not paired, so their 2xx p99 is wrk's.",
     ]
     report = "\n".join(lines) + "\n"
     (driver.RESULTS / "login-flood.md").write_text(report)
