@@ -31,8 +31,13 @@ async def endpoints_of(session: AsyncSession, user_id: uuid.UUID) -> Sequence[We
 async def active_endpoints_of(
     session: AsyncSession, user_ids: set[uuid.UUID]
 ) -> Sequence[WebhookEndpoint]:
-    query = select(WebhookEndpoint).where(
-        WebhookEndpoint.user_id.in_(user_ids), WebhookEndpoint.is_active.is_(True)
+    """The users' active endpoints, locked until the transaction ends: a drain that starts
+    meanwhile clears `drain_requested_at` only after the fan-out commits, so it sees the
+    fan-out's deliveries (or the fan-out sees it cleared and requests another drain)."""
+    query = (
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.user_id.in_(user_ids), WebhookEndpoint.is_active.is_(True))
+        .with_for_update()
     )
     return (await session.scalars(query)).all()
 
@@ -103,7 +108,18 @@ async def fail_pending(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
 
 
 async def lock_cursor(session: AsyncSession) -> WebhookCursor:
-    """The fan-out cursor, locked until the transaction ends (one fan-out at a time)."""
+    """The fan-out cursor, locked until the transaction ends (one fan-out at a time).
+
+    SQLite has no FOR UPDATE, and its driver begins a transaction only at the first write:
+    a no-op write to the cursor comes first, so the whole fan-out holds SQLite's one write
+    lock and nothing it reads next can change before it commits."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(WebhookCursor)
+            .where(WebhookCursor.name == FANOUT_CURSOR)
+            .values(value=WebhookCursor.value)
+            .execution_options(synchronize_session=False)
+        )
     cursor = await session.get(WebhookCursor, FANOUT_CURSOR, with_for_update=True)
     if cursor is None:
         cursor = WebhookCursor(name=FANOUT_CURSOR, value=0)
