@@ -86,15 +86,18 @@ def main() -> None:
         return
     base = floor(fx, seconds)
     at256, at1024 = ours[256], ours[1024]
+    lat = at1024["latency_us"]
+    refused = f"{lat['refused']} ({lat['refused_p99'] / 1000:.0f} ms p99)"
     checks = [
         ("256: p99 < 500 ms", f"{at256['latency_us']['admitted_p99'] / 1000:.0f} ms",
          at256["latency_us"]["admitted_p99"] < 500_000 and at256["errors"]["status"] == 0),
         ("256: no socket errors", str(socket_errors(at256)), socket_errors(at256) == 0),
-        ("1024: the excess gets 503s", str(at1024["errors"]["status"]),
-         at1024["errors"]["status"] > 0),
-        ("1024: admitted p99 < 1 s",
-         f"{at1024['latency_us']['admitted_p99'] / 1000:.0f} ms",
-         at1024["latency_us"]["admitted_p99"] < 1_000_000),
+        ("1024: no timeouts, no socket errors", str(socket_errors(at1024)),
+         socket_errors(at1024) == 0),
+        ("1024: admitted p99 < 1 s", f"{lat['admitted_p99'] / 1000:.0f} ms",
+         lat["admitted_p99"] < 1_000_000),
+        ("1024: refused (503 + Retry-After) within 1 s, if any", refused,
+         lat["refused"] == 0 or lat["refused_p99"] < 1_000_000),
     ]  # fmt: skip
     lines = [
         "# Many connections: the list at 256 and 1024 connections",
@@ -115,7 +118,9 @@ def main() -> None:
         "|---|---|---|",
         *(f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in checks),
         "",
-        "Non-2xx are the overload guard's 503s (with Retry-After). The 2xx columns are the "
+        "Non-2xx are the overload guard's 503s (with Retry-After): a request waits at most "
+        "KEEL_OVERLOAD_QUEUE_TIMEOUT_MS (500) for a place, so when Keel keeps up with every "
+        "connection inside that wait there is no excess and no 503. The 2xx columns are the "
         "answers the service admitted, each paired with its request by X-Request-ID (Keel and "
         "the floor echo it). wrk's own histogram holds every answer, 503s included. Where every "
         "answer is a 2xx, Little's law fixes the mean at connections ÷ throughput at most: "

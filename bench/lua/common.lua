@@ -2,14 +2,14 @@
 --
 -- wrk keeps one latency histogram for every response, errors included. With
 -- BENCH_TRACK_ADMITTED=1, requests built by `bench_request` carry an X-Request-ID that Keel echoes;
--- `response` pairs it with the send time and keeps the latency of each 2xx/3xx answer, and
--- `done` reports their exact p99 as `admitted_p99` (the overload bench's "admitted requests
--- keep p99 < 1 s"). Without it (or against a server that does not echo the id, like the
--- raw floor), `admitted_p99` is the overall p99.
+-- `response` pairs it with the send time and keeps the latency of each answer, and `done`
+-- reports the exact p99 of the 2xx/3xx ones as `admitted_p99` (the overload bench's
+-- "admitted requests keep p99 < 1 s") and of the others as `refused_p99` (the overload
+-- guard's 503s). Without it, `admitted_p99` is the overall p99 and nothing is refused.
 local track = os.getenv("BENCH_TRACK_ADMITTED") == "1"
 local threads = {}
 local started, seq, now_us = {}, 0, nil
-admitted = {}
+admitted, refused = {}, {}
 
 if track then
   local ffi = require("ffi")
@@ -48,38 +48,53 @@ if track then
     local t0 = id and started[id]
     if t0 then
       started[id] = nil
-      if status < 400 then admitted[#admitted + 1] = now_us() - t0 end
+      if status < 400 then
+        admitted[#admitted + 1] = now_us() - t0
+      else
+        refused[#refused + 1] = now_us() - t0
+      end
     end
   end
 end
 
--- The p99 and mean of the tracked answers (the overall ones when nothing was tracked).
-local function admitted_stats(overall_p99, overall_mean)
+-- Every thread's tracked latencies of one kind ("admitted" or "refused"), sorted.
+local function gathered(name)
   local all = {}
   for _, thread in ipairs(threads) do
-    local got = thread:get("admitted")
+    local got = thread:get(name)
     if got then
       for _, v in ipairs(got) do all[#all + 1] = v end
     end
   end
+  table.sort(all)
+  return all
+end
+
+local function p99_of(sorted)
+  return sorted[math.max(1, math.ceil(0.99 * #sorted))]
+end
+
+-- The p99 and mean of the tracked answers (the overall ones when nothing was tracked).
+local function admitted_stats(overall_p99, overall_mean)
+  local all = gathered("admitted")
   if #all == 0 then return overall_p99, overall_mean end
   local sum = 0
   for _, v in ipairs(all) do sum = sum + v end
-  table.sort(all)
-  return all[math.max(1, math.ceil(0.99 * #all))], sum / #all
+  return p99_of(all), sum / #all
 end
 
 function done(summary, latency, requests)
   local e = summary.errors
   local p99 = latency:percentile(99)
   local a_p99, a_mean = admitted_stats(p99, latency.mean)
+  local no = gathered("refused")
   io.write(string.format(
     'WRK_JSON {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
     '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
     '"latency_us": {"p50": %d, "p90": %d, "p95": %d, "p99": %d, "max": %d, "mean": %.1f, ' ..
-    '"admitted_p99": %d, "admitted_mean": %.1f}}\n',
+    '"admitted_p99": %d, "admitted_mean": %.1f, "refused": %d, "refused_p99": %d}}\n',
     summary.requests, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(95),
-    p99, latency.max, latency.mean, a_p99, a_mean))
+    p99, latency.max, latency.mean, a_p99, a_mean, #no, #no > 0 and p99_of(no) or 0))
 end
