@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: load-test Keel (PostgreSQL + Redis, then SQLite) and the raw baseline with wrk,
-# and write bench/results/latest.{md,json}. Bounded: about 5 minutes with the defaults.
+# and write bench/results/latest.{md,json}, then the real-time, gRPC, tracing, webhook, login-flood
+# and overload scenarios (bench/results/). About 25 minutes on a 2-core machine (2026-12-02).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
