@@ -173,6 +173,12 @@ def hit_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
     return min(1.0, (delta("cache_hits_total:l1") + delta("cache_hits_total:l2")) / lookups)
 
 
+def socket_errors(data: dict[str, Any]) -> int:
+    """Requests of a wrk run that got no answer: connect, read, write errors and timeouts."""
+    e = data["errors"]
+    return int(e["connect"] + e["read"] + e["write"] + e["timeout"])
+
+
 def wrk(
     url: str,
     script: str,
@@ -200,7 +206,7 @@ def wrk(
     e = data["errors"]
     # `requests` counts responses; timeouts and socket errors are attempts without one.
     attempts = data["requests"] + e["timeout"] + e["connect"]
-    failed = e["status"] + e["timeout"] + e["connect"] + e["read"] + e["write"]
+    failed = e["status"] + socket_errors(data)
     data["rps"] = data["requests"] / seconds if seconds else 0.0
     data["ok_rps"] = (
         max(0, data["requests"] - e["status"] - e["read"]) / seconds if seconds else 0.0

@@ -26,11 +26,10 @@ LOGINS = 50
 
 def row(name: str, data: dict[str, Any]) -> str:
     lat = data["latency_us"]
-    e = data["errors"]
     return (
         f"| {name} | {data['rps']:.1f} | {data['ok_rps']:.1f} | {lat['p50'] / 1000:.1f} | "
-        f"{lat['p99'] / 1000:.1f} | {lat['admitted_p99'] / 1000:.1f} | {e['status']} | "
-        f"{e['connect'] + e['read'] + e['timeout']} |"
+        f"{lat['p99'] / 1000:.1f} | {lat['admitted_p99'] / 1000:.1f} | "
+        f"{data['errors']['status']} | {driver.socket_errors(data)} |"
     )
 
 

@@ -22,11 +22,6 @@ import driver
 CONNECTIONS = [256, 1024]
 
 
-def socket_errors(data: dict[str, Any]) -> int:
-    e = data["errors"]
-    return int(e["connect"] + e["read"] + e["write"] + e["timeout"])
-
-
 def run(server: driver.Server, fx: driver.Fixture, seconds: int) -> dict[int, dict[str, Any]]:
     script, args = driver.scenario_call("list", fx)
     driver.wrk(server.url, script, args, 16, 2)  # warm-up
@@ -73,7 +68,7 @@ def row(target: str, conns: int, data: dict[str, Any]) -> str:
         f"| {target} | {conns} | {data['rps']:.0f} | {data['ok_rps']:.0f} | "
         f"{lat['mean'] / 1000:.0f} | {lat['p99'] / 1000:.0f} | {lat['admitted_p99'] / 1000:.0f} | "
         f"{lat['admitted_mean'] / 1000:.0f} | {conns / max(1.0, data['rps']) * 1000:.0f} | "
-        f"{data['errors']['status']} | {socket_errors(data)} | {data['cpu_us']:.0f} |"
+        f"{data['errors']['status']} | {driver.socket_errors(data)} | {data['cpu_us']:.0f} |"
     )
 
 
@@ -87,13 +82,13 @@ def main() -> None:
     base = floor(fx, seconds)
     at256, at1024 = ours[256], ours[1024]
     lat = at1024["latency_us"]
+    lost256, lost1024 = driver.socket_errors(at256), driver.socket_errors(at1024)
     refused = f"{lat['refused']} ({lat['refused_p99'] / 1000:.0f} ms p99)"
     checks = [
         ("256: p99 < 500 ms", f"{at256['latency_us']['admitted_p99'] / 1000:.0f} ms",
          at256["latency_us"]["admitted_p99"] < 500_000 and at256["errors"]["status"] == 0),
-        ("256: no socket errors", str(socket_errors(at256)), socket_errors(at256) == 0),
-        ("1024: no timeouts, no socket errors", str(socket_errors(at1024)),
-         socket_errors(at1024) == 0),
+        ("256: no socket errors", str(lost256), lost256 == 0),
+        ("1024: no timeouts, no socket errors", str(lost1024), lost1024 == 0),
         ("1024: admitted p99 < 1 s", f"{lat['admitted_p99'] / 1000:.0f} ms",
          lat["admitted_p99"] < 1_000_000),
         ("1024: refused (503 + Retry-After) within 1 s, if any", refused,

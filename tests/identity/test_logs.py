@@ -49,7 +49,7 @@ async def test_logs_never_contain_passwords_tokens_or_hashes(
     assert formatter is not None
     rendered = capsys.readouterr().out
     assert '"event": "request"' in rendered  # the access log was captured
-    rendered += "\n".join(formatter.format(record) for record in caplog.records)
+    rendered += "\n" + "\n".join(formatter.format(record) for record in caplog.records)
     rendered += "\n" + caplog.text
     secrets = [
         password,

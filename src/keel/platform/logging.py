@@ -2,9 +2,10 @@
 
 Keel's own loggers (`structlog.get_logger`) render straight to standard output: the access
 line is written for every request, and routing it through the standard library (a
-LogRecord, the caller lookup, handler locks, ProcessorFormatter) cost about a quarter of a
-cached read's CPU. Libraries' standard-library logs (uvicorn, DBOS, SQLAlchemy warnings)
-pass through the same processors via ProcessorFormatter, so every line has one shape.
+LogRecord, the caller lookup, handler locks, ProcessorFormatter) cost ~6 % of a cached
+read's CPU (GET by id 390 -> 368 µs per request). Libraries' standard-library logs
+(uvicorn, DBOS, SQLAlchemy warnings) pass through the same processors via
+ProcessorFormatter, so every line has one shape.
 """
 
 from __future__ import annotations
