@@ -26,6 +26,7 @@ import secrets  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from typing import Any  # noqa: E402
 
 import orjson  # noqa: E402
@@ -102,6 +103,11 @@ class Counter:
         if self.on:
             bucket[what] += 1
 
+    def transaction_hit(self, what: str, connection: Any) -> None:
+        # In autocommit mode (a lone statement) SQLAlchemy's events fire but nothing is sent.
+        if not connection.connection.dbapi_connection.autocommit:
+            self.hit(self.sql, what)
+
     def install(self, engine: Any) -> None:
         sync = engine.sync_engine
         event.listen(
@@ -109,9 +115,8 @@ class Counter:
             "before_cursor_execute",
             lambda _c, _cur, statement, *_a: self.hit(self.sql, " ".join(statement.split())[:90]),
         )
-        event.listen(sync, "begin", lambda _c: self.hit(self.sql, "BEGIN"))
-        event.listen(sync, "commit", lambda _c: self.hit(self.sql, "COMMIT"))
-        event.listen(sync, "rollback", lambda _c: self.hit(self.sql, "ROLLBACK"))
+        for name in ("begin", "commit", "rollback"):
+            event.listen(sync, name, partial(self.transaction_hit, name.upper()))
         from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection as Adapted
 
         original_ping: Callable[..., Any] = Adapted._async_ping

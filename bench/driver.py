@@ -5,7 +5,8 @@ machine. Between scenarios the driver scrapes /metrics for the cache hit rate an
 server's process tree for peak RSS. Writes bench/results/latest.{json,md}.
 
 Environment knobs: BENCH_DURATION (seconds per run, default 8), BENCH_CONNECTIONS
-("64,256"), BENCH_BACKENDS ("postgres,sqlite"), BENCH_PG_URL, BENCH_REDIS_URL.
+("64,256"), BENCH_BACKENDS ("postgres,sqlite"), BENCH_SCENARIOS (a subset, e.g. "get,create",
+for a quick A/B; the report then checks only what ran), BENCH_PG_URL, BENCH_REDIS_URL.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ SCENARIOS = [
     ("login", "POST /api/v1/auth/login (Argon2id 64 MiB, t=3, p=4)"),
 ]
 READ_SCENARIOS = {"list", "get", "profile"}
+ONLY = set(filter(None, os.environ.get("BENCH_SCENARIOS", "").split(",")))
+
+
+def chosen(names: list[str]) -> list[str]:
+    return [name for name in names if not ONLY or name in ONLY]
 
 
 def log(message: str) -> None:
@@ -427,7 +433,7 @@ def run_keel(target: str, database_url: str, redis_url: str | None) -> list[Resu
     try:
         log(f"seeding {target}: 1 user, {SEED_PROJECTS} projects")
         fx = seed(server.url, target)
-        return measure(server, target, fx, [name for name, _ in SCENARIOS])
+        return measure(server, target, fx, chosen([name for name, _ in SCENARIOS]))
     finally:
         server.stop()
 
@@ -462,7 +468,7 @@ def run_baseline(keel_url_for_seed: str | None) -> list[Result]:
         keel.stop()
     server = start_baseline("baseline")
     try:
-        return measure(server, "baseline", fx, ["list", "get", "profile", "create"])
+        return measure(server, "baseline", fx, chosen(["list", "get", "profile", "create"]))
     finally:
         server.stop()
 
