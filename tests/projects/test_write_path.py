@@ -206,3 +206,96 @@ async def test_updates_and_deletes_write_audit_and_event_together(
         ("project.deleted", {}),
     ]
     assert types == ["project.created", "project.updated", "project.deleted"]
+
+
+def _direct_project(owner: RegisteredUser) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": uuid.uuid4(),
+        "user_id": uuid.UUID(owner.id),
+        "name": "Lone",
+        "description": None,
+        "status": "active",
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "search_name": "lone",
+        "search_description": None,
+    }
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite keeps its one writer's transactions")
+async def test_a_create_is_one_round_trip_without_begin_or_commit(
+    client: httpx.AsyncClient, app: FastAPI, alice: RegisteredUser
+) -> None:
+    engine = app.state.services.database.primary.sync_engine
+    await create(client, alice)  # warm up
+    sent: list[tuple[str, bool]] = []
+
+    def record(conn: Any, *args: Any) -> None:
+        statement = " ".join(str(args[1]).split()) if args else "BEGIN/COMMIT"
+        sent.append((statement, bool(conn.connection.dbapi_connection.autocommit)))
+
+    for name in ("before_cursor_execute", "begin", "commit"):
+        event.listen(engine, name, record)
+    try:
+        project = await create(client, alice, name="Alone")
+    finally:
+        for name in ("before_cursor_execute", "begin", "commit"):
+            event.remove(engine, name, record)
+    mine = [(s, auto) for s, auto in sent if "INSERT INTO projects" in s]
+    assert len(mine) == 1
+    assert mine[0][1], "the create's statement ran inside BEGIN/COMMIT"
+    fetched = await client.get(f"{API}/{project['id']}", headers=alice.headers)
+    assert fetched.json() == project
+    # With an Idempotency-Key the create has statements around it: a real transaction.
+    sent.clear()
+    for name in ("before_cursor_execute", "begin", "commit"):
+        event.listen(engine, name, record)
+    try:
+        keyed = await client.post(
+            API, json={"name": "Keyed"}, headers={**alice.headers, "Idempotency-Key": "k-1"}
+        )
+    finally:
+        for name in ("before_cursor_execute", "begin", "commit"):
+            event.remove(engine, name, record)
+    assert keyed.status_code == 201
+    keyed_insert = [auto for s, auto in sent if "INSERT INTO projects" in s]
+    assert keyed_insert == [False]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="row-level security exists on PostgreSQL only")
+async def test_a_lone_statement_keeps_row_level_security_and_refuses_a_second_statement(
+    client: httpx.AsyncClient, app: FastAPI, alice: RegisteredUser, bob: RegisteredUser
+) -> None:
+    database = app.state.services.database
+    async with database.sessions() as session:
+        if await role_bypasses_rls(session):
+            pytest.skip("the test database role bypasses row-level security (CI's does not)")
+    as_alice = RlsActor(uuid.UUID(alice.id), "user")
+    # Alice writing a row owned by Bob, in autocommit mode: the policy still refuses it.
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with database.transaction() as session:
+            await insert_rows(
+                session, [(repository.projects, _direct_project(bob))], rls=as_alice, alone=True
+            )
+    mine = _direct_project(alice)
+    async with database.transaction() as session:
+        await insert_rows(session, [(repository.projects, mine)], rls=as_alice, alone=True)
+        with pytest.raises(RuntimeError, match="after insert_rows"):
+            await session.execute(text("SELECT 1"))
+    # The lone statement had committed itself; nothing of Bob's row exists.
+    async with database.sessions() as session:
+        await session.execute(text("SELECT set_config('keel.role', 'admin', true)"))
+        names = (
+            (
+                await session.execute(
+                    select(repository.projects.c.user_id).where(
+                        repository.projects.c.name == "Lone"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert names == [uuid.UUID(alice.id)]

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import (
     AsyncSession,
     async_sessionmaker,
 )
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.sql.elements import BindParameter
 
 from keel.platform.engine import create_engine
@@ -107,6 +107,8 @@ _PENDING = "keel.after_commit.pending"
 _READY = "keel.after_commit.ready"
 _MANAGED = "keel.after_commit.managed"
 _DATABASE = "keel.database"
+_ALONE = "keel.lone_statement"  # the session's one statement committed itself (insert_rows)
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -133,8 +135,15 @@ class KeelSession(Session):
     """The sync session behind every AsyncSession Keel opens: carries the pipeline."""
 
 
+@event.listens_for(KeelSession, "do_orm_execute")
+def _nothing_after_a_lone_statement(state: ORMExecuteState) -> None:
+    if state.session.info.get(_ALONE):  # it would commit on its own, apart from the first
+        raise RuntimeError("a statement after insert_rows(alone=True) in one transaction")
+
+
 @event.listens_for(KeelSession, "after_commit")
 def _commit_done(session: Session) -> None:
+    session.info.pop(_ALONE, None)
     pending: dict[object, AfterCommitWork] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
@@ -384,13 +393,20 @@ def _combined_insert(shape: _Shape) -> Insert:
     return statement
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[InsertRow], *, rls: RlsActor) -> None:
+async def insert_rows(
+    session: AsyncSession, rows: Sequence[InsertRow], *, rls: RlsActor, alone: bool = False
+) -> None:
     """Insert one row into each table (distinct tables) in the caller's transaction, as
     `rls` (set for the rest of the transaction, as set_rls_actor does).
 
     On PostgreSQL this is one statement, so one round trip with the RLS settings included
     (none of the rows sees another inside the statement; foreign keys are checked at its
     end). SQLite has no data-modifying WITH clause: one statement per row, in order.
+
+    `alone`: the caller promises this is the whole transaction. When the session has run
+    nothing yet, PostgreSQL then runs the statement as its own transaction (one statement is
+    atomic: all rows or none), without the BEGIN and COMMIT round trips; `transaction` still
+    runs the after-commit work once it returns. Nothing may run in the session after it.
     """
     params = [
         {f"{table.name}__{name}": value for name, value in values.items()} for table, values in rows
@@ -399,7 +415,12 @@ async def insert_rows(session: AsyncSession, rows: Sequence[InsertRow], *, rls: 
     if session.get_bind().dialect.name == "postgresql":
         shape = tuple((table, tuple(values)) for table, values in rows)
         merged = {key: value for row in params for key, value in row.items()}
+        alone = alone and not session.in_transaction()
+        if alone:
+            await session.connection(execution_options=_AUTOCOMMIT)
         await session.execute(_combined_insert(shape), {**merged, **settings})
+        if alone:
+            session.info[_ALONE] = True
         return
     for (table, values), row_params in zip(rows, params, strict=True):
         await session.execute(_single_insert(table, tuple(values)), row_params)

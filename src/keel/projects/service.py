@@ -159,11 +159,8 @@ async def get_project(
     )
     if row is None:
         raise NotFound("Project not found")
-    mapping = row
     found = CachedProject(
-        version=mapping["version"],
-        owner_id=mapping["user_id"],
-        body=orjson.dumps(project_json(mapping)),
+        version=row["version"], owner_id=row["user_id"], body=orjson.dumps(project_json(row))
     )
     if fillable:
         await runtime.cache.put_project(key, found)
@@ -186,9 +183,11 @@ async def _record_write(
     context: RequestContext,
     details: dict[str, Any] | None = None,
     rows: Sequence[InsertRow] = (),
+    alone: bool = False,
 ) -> None:
     """Write `rows` with the audit and outbox rows of the change, in one statement with the
-    RLS settings (on PostgreSQL), and renew the cache once the transaction commits."""
+    RLS settings (on PostgreSQL), and renew the cache once the transaction commits.
+    `alone`: that statement is the whole transaction (see insert_rows)."""
     # Any: JSON-ready audit details.
     audit_row = audit.entry_row(
         action=event_type,
@@ -207,7 +206,10 @@ async def _record_write(
         payload={**payload, "version": version},
     )
     await insert_rows(
-        session, [*rows, audit_row, event_row], rls=RlsActor(actor.user_id, actor.role)
+        session,
+        [*rows, audit_row, event_row],
+        rls=RlsActor(actor.user_id, actor.role),
+        alone=alone,
     )
     mark_dirty(session, runtime.cache, project_id=project_id, owner_id=owner_id)
 
@@ -224,7 +226,8 @@ async def create_project(
     """Create a project owned by the actor; with an Idempotency-Key, at most once per key.
 
     On PostgreSQL the RLS settings, the project, its audit row and its outbox event are one
-    statement: with BEGIN and COMMIT, three round trips (an Idempotency-Key adds its own).
+    statement, run as its own transaction: one round trip. An Idempotency-Key adds its own
+    statements, and then BEGIN and COMMIT around them.
     """
     check_may_write(actor, runtime)
     now = utcnow()
@@ -263,6 +266,8 @@ async def create_project(
         owner_id=actor.user_id,
         context=context,
         rows=[(repository.projects, values)],
+        # Without an Idempotency-Key the create is this one statement: no BEGIN, no COMMIT.
+        alone=idempotency is None,
     )
     outcome = WriteOutcome(
         status_code=201,
