@@ -32,6 +32,11 @@ from keel.webhooks.signing import headers, new_message_id
 
 log = structlog.get_logger("keel.webhooks")
 FANOUT_BATCH = 500
+# After a fan-out, commits wait this long for the next one (they wake it, and go in one batch).
+# Every fan-out is a transaction of four statements that all instances take in turn; woken by
+# every commit, under a create burst it ran about once per five creates (bench/create_cost.py).
+# Webhooks promise no latency; a user sees at most this much more.
+FANOUT_PAUSE_SECONDS = 0.05
 
 
 async def fan_out(database: Database, *, batch: int = FANOUT_BATCH) -> int:
@@ -130,6 +135,7 @@ class Dispatcher:
                 raise
             except Exception as exc:  # a failing database must not end the loop
                 log.warning("webhook_fanout_failed", error_type=type(exc).__name__)
+            await asyncio.sleep(FANOUT_PAUSE_SECONDS)
 
     async def drain(self, payload: Payload) -> Retry | None:
         """The `webhooks.drain` job: send the endpoint's due deliveries, each project's in
