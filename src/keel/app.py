@@ -47,8 +47,10 @@ from keel.platform.security import (
     load_signing_key,
 )
 from keel.platform.services import Services
+from keel.platform.shortcuts import Shortcuts
 from keel.projects import routes as project_routes
 from keel.projects.service import PROJECTS, ProjectsRuntime
+from keel.projects.shortcut import ProjectShortcuts
 from keel.realtime import routes as realtime_routes
 from keel.realtime.hub import HUB, EventHub
 from keel.realtime.tickets import TICKETS, create_ticket_store
@@ -319,6 +321,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(graphql_routes.create_router(services))
     app.include_router(webhook_routes.router)
 
+    # Innermost: the hottest routes' plain cases, without FastAPI's router (docs/adr/0022).
+    app.add_middleware(Shortcuts, shortcuts=ProjectShortcuts(services).shortcuts())
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -10,9 +10,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from keel.platform.actor import Actor, RequestContext, VerifiedToken
-from keel.platform.auth import AUTHENTICATOR
+from keel.platform.auth import AUTHENTICATOR, Authenticator
 from keel.platform.db import transaction
 from keel.platform.errors import Forbidden, Unauthorized
 from keel.platform.replica import REPLAY_KEY
@@ -53,11 +54,19 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def get_request_context(request: Request) -> RequestContext:
-    client = request.client
+    return request_context(request.scope)
+
+
+def request_context(scope: Scope) -> RequestContext:
+    """Who sent the request, for the audit log: client IP (as the protection layer found it
+    behind trusted proxies), request id and User-Agent."""
+    state = scope.get("state", {})
+    client = scope.get("client")
+    user_agent = next((v for k, v in scope["headers"] if k == b"user-agent"), None)
     return RequestContext(
-        ip=getattr(request.state, "client_ip", None) or (client.host if client else None),
-        request_id=getattr(request.state, "request_id", None),
-        user_agent=request.headers.get("user-agent"),
+        ip=state.get("client_ip") or (client[0] if client else None),
+        request_id=state.get("request_id"),
+        user_agent=user_agent.decode("latin-1") if user_agent is not None else None,
     )
 
 
@@ -71,14 +80,17 @@ async def get_current_actor(
     # async def: this runs on every authenticated request (a sync dependency costs a thread hop).
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token", code="UNAUTHORIZED")
-    token = credentials.credentials
-    # The protection layer verified this token already (signature, expiry, type): reuse it.
-    verified: VerifiedToken | None = getattr(request.state, "access_token", None)
     authenticator = services_of(request.app).get(AUTHENTICATOR)
+    return await authenticate_bearer(authenticator, credentials.credentials, request.scope)
+
+
+async def authenticate_bearer(authenticator: Authenticator, token: str, scope: Scope) -> Actor:
+    """The caller behind a bearer token (401 unless its session is live), bound to the logs."""
+    # The protection layer verified this token already (signature, expiry, type): reuse it.
+    verified: VerifiedToken | None = scope.get("state", {}).get("access_token")
     actor = await authenticator.authenticate(
         token, verified=verified if verified is not None and verified.token == token else None
     )
-    request.state.actor = actor
     structlog.contextvars.bind_contextvars(user_id=str(actor.user_id))
     return actor
 

@@ -279,6 +279,11 @@ def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[ErrorDetail]
 
 async def _app_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    return app_error_response(request, exc)
+
+
+def app_error_response(request: Request, exc: AppError) -> Response:
+    """How every AppError is answered (FastAPI's handler, and keel.platform.shortcuts')."""
     if exc.status_code >= 500:
         log.error("app_error", code=exc.code, message=exc.message)
     return error_response(

@@ -18,6 +18,7 @@ from keel.platform.errors import (
     error_responses,
 )
 from keel.projects import service
+from keel.projects.cache import CachedProject
 from keel.projects.conditions import etag_for, if_none_match_hits
 from keel.projects.documents import WriteOutcome
 from keel.projects.idempotency import IdempotencyRequest
@@ -59,7 +60,8 @@ def _doc(status_code: int, description: str, headers: dict[str, Any]) -> dict[in
     return {status_code: {"description": description, "headers": headers}}
 
 
-def _project_response(outcome: WriteOutcome) -> Response:
+def write_response(outcome: WriteOutcome) -> Response:
+    """A write's answer: the project with its ETag (and Location, Idempotent-Replayed)."""
     headers = {"ETag": outcome.etag}
     if outcome.location:
         headers["Location"] = outcome.location
@@ -170,7 +172,7 @@ async def create_project(
         runtime=runtime,
         idempotency=IdempotencyRequest(idempotency_key) if idempotency_key else None,
     )
-    return _project_response(outcome)
+    return write_response(outcome)
 
 
 @router.get(
@@ -191,7 +193,13 @@ async def get_project(
     runtime: RuntimeDep,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1024)] = None,
 ) -> Response:
+    # Cached projects are usually answered before this route (keel.projects.shortcut).
     project = await service.get_project(session, actor, id, runtime=runtime)
+    return read_response(project, if_none_match)
+
+
+def read_response(project: CachedProject, if_none_match: str | None) -> Response:
+    """GET /{id}'s answer: the project with its ETag, or 304 when the client has that one."""
     etag = etag_for(project.version)
     if if_none_match_hits(if_none_match, project.version):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
@@ -220,7 +228,7 @@ async def replace_project(
     outcome = await service.update_project(
         session, actor, id, body, if_match=if_match, context=context, runtime=runtime
     )
-    return _project_response(outcome)
+    return write_response(outcome)
 
 
 @router.patch(
@@ -241,7 +249,7 @@ async def patch_project(
     outcome = await service.update_project(
         session, actor, id, body, if_match=if_match, context=context, runtime=runtime
     )
-    return _project_response(outcome)
+    return write_response(outcome)
 
 
 @router.delete(

@@ -141,6 +141,21 @@ async def list_visible_projects(
 # --- one project ----------------------------------------------------------------------------
 
 
+def _visible(actor: Actor, project: CachedProject) -> CachedProject:
+    if not actor.is_admin and project.owner_id != actor.user_id:
+        raise NotFound("Project not found")  # another user's project: as if it did not exist
+    return project
+
+
+async def cached_project(
+    actor: Actor, raw_id: str, *, runtime: ProjectsRuntime
+) -> CachedProject | None:
+    """`get_project` from the cache alone, with no session: None when it is not cached."""
+    key = await runtime.cache.project_key(parse_project_id(raw_id))
+    cached = await runtime.cache.get_project(key)
+    return None if cached is None else _visible(actor, cached)
+
+
 async def get_project(
     session: AsyncSession, actor: Actor, raw_id: str, *, runtime: ProjectsRuntime
 ) -> CachedProject:
@@ -149,9 +164,7 @@ async def get_project(
     key = await runtime.cache.project_key(project_id)
     cached = await runtime.cache.get_project(key)
     if cached is not None:
-        if not actor.is_admin and cached.owner_id != actor.user_id:
-            raise NotFound("Project not found")
-        return cached
+        return _visible(actor, cached)
     fillable = await may_fill_cache(session)  # after the key, before the read
     await set_rls_actor(session, user_id=actor.user_id, role=actor.role)
     row = await repository.get_live_project(
