@@ -17,6 +17,7 @@ from keel.app import create_app
 from keel.audit.models import AuditEntry
 from keel.platform.actor import SYSTEM_ACTOR_ID
 from keel.platform.db import set_rls_actor
+from keel.platform.errors import ServiceUnavailable
 from keel.platform.metrics import REGISTRY
 from keel.projects import service, shortcut
 from keel.settings import Settings
@@ -334,3 +335,23 @@ async def test_an_unverified_address_may_not_create_when_verification_is_require
     assert response.status_code == 403
     assert response.json()["code"] == "EMAIL_NOT_VERIFIED"
     assert shortcut_creates == []
+
+
+async def test_an_error_once_the_create_has_begun_is_answered_as_the_route_would(
+    client: httpx.AsyncClient,
+    alice: RegisteredUser,
+    shortcut_creates: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+        raise ServiceUnavailable("The database is unavailable; try again shortly")
+
+    monkeypatch.setattr(service, "create_project", unavailable)
+    response = await client.post(API, json={"name": "Doomed"}, headers=alice.headers)
+    assert shortcut_creates == [API]  # the shortcut had begun: it answers, once
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "SERVICE_UNAVAILABLE"
+    assert body["path"] == API
+    assert body["requestId"] == response.headers["x-request-id"]
+    assert response.headers["x-content-type-options"] == "nosniff"

@@ -164,6 +164,8 @@ async def create_project(
         ),
     ] = None,
 ) -> Response:
+    # Plain creates (no Idempotency-Key) are usually answered before this route
+    # (keel.projects.shortcut).
     outcome = await service.create_project(
         session,
         actor,
