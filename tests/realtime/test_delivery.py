@@ -122,6 +122,9 @@ async def test_resume_with_a_large_backlog_crosses_batches(
     async with app.state.services.database.sessions() as session:
         start = await session.scalar(select(func.max(Event.position)))
     await write_events(app, owner_id=user.id, count=1203)
+    # Numbered before the client resumes, so they are its backlog (a slow relay would
+    # otherwise deliver some live, after "ready", and the catch-up would not cross batches).
+    await numbered(app)
     ws = await subscribe(live, user.access_token, last_event_id=str(start))
     ids = [int(e["id"]) for e in ws.caught_up]
     assert len(ids) == 1203

@@ -178,8 +178,10 @@ async def limited(make_settings: Callable[..., Settings]) -> AsyncIterator[tuple
         make_settings(
             grpc_port=port,
             grpc_host="127.0.0.1",
-            rate_limit_authenticated="4/minute",
-            rate_limit_anonymous="2/minute",
+            # Hour windows: a sliding window counter weighs the last window's hits down as
+            # the next one goes on, so a test crossing a minute boundary could be let through.
+            rate_limit_authenticated="4/hour",
+            rate_limit_anonymous="2/hour",
         )
     )
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):

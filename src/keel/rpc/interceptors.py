@@ -197,7 +197,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         async def observed(raw: Any, context: Any) -> Any:
             started = time.perf_counter()
             call = self._begin(method, context)
-            code = grpc.StatusCode.OK
+            code: grpc.StatusCode | None = grpc.StatusCode.OK
             try:
                 request = self._decode(decode, raw)
                 remaining = context.time_remaining()
@@ -210,10 +210,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                 raise
             except Exception as exc:
                 failure = self._failure(call, exc)
-                code = failure.code
+                # Counted before the client hears of it: abort sends the status at once.
+                self._finish(call, failure.code, started)
+                code = None
                 await self._abort(context, call, failure)
             finally:
-                self._finish(call, code, started)
+                if code is not None:
+                    self._finish(call, code, started)
 
         return observed
 
@@ -223,7 +226,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         async def observed(raw: Any, context: Any) -> AsyncIterator[Any]:
             started = time.perf_counter()
             call = self._begin(method, context)
-            code = grpc.StatusCode.OK
+            code: grpc.StatusCode | None = grpc.StatusCode.OK
             try:
                 request = self._decode(decode, raw)
                 async for message in behaviour(request, context):
@@ -233,10 +236,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                 raise
             except Exception as exc:
                 failure = self._failure(call, exc)
-                code = failure.code
+                # Counted before the client hears of it: abort sends the status at once.
+                self._finish(call, failure.code, started)
+                code = None
                 await self._abort(context, call, failure)
             finally:
-                self._finish(call, code, started)
+                if code is not None:
+                    self._finish(call, code, started)
 
         return observed
 
