@@ -128,11 +128,16 @@ SHUTDOWN_STEP_SECONDS = 5.0
 
 
 async def _bounded(step: str, closing: Awaitable[object]) -> None:
-    try:
-        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
-            await closing
-    except TimeoutError:
+    """Run one shutdown step for at most SHUTDOWN_STEP_SECONDS. It runs as a task of its own
+    and is waited for with asyncio.wait, so a step that swallows its cancellation (it waits
+    on, for ever) cannot hold up the rest of the shutdown: it is cancelled and left behind."""
+    task = asyncio.ensure_future(closing)
+    done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_STEP_SECONDS)
+    if not done:
+        task.cancel()
         log.warning("shutdown_step_timed_out", step=step, seconds=SHUTDOWN_STEP_SECONDS)
+        return
+    task.result()  # a step's own error goes on, as before
 
 
 def build_services(settings: Settings) -> Services:

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
+from keel import app as app_module
 from keel.app import build_services, close_services
 from keel.platform.cache import TieredCache
 from keel.platform.tasks import cancel_and_wait
@@ -128,3 +129,36 @@ async def test_cache_listener_stops_while_blocked_in_a_30s_pubsub_read(
             assert cache._listener.done()
     finally:
         await close_services(services)
+
+
+async def test_a_step_that_swallows_its_cancellation_does_not_hold_up_the_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shutdown step is given SHUTDOWN_STEP_SECONDS; one that ignores being cancelled is
+    left behind with a warning naming it, and the shutdown goes on."""
+    monkeypatch.setattr(app_module, "SHUTDOWN_STEP_SECONDS", 0.2)
+    release = asyncio.Event()
+
+    async def deaf() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue  # the bug: a stop() that waits on regardless
+
+    with capture_logs() as logs:
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            await app_module._bounded("deaf step", deaf())
+    assert [(e["event"], e["step"]) for e in logs if e["event"] == "shutdown_step_timed_out"] == [
+        ("shutdown_step_timed_out", "deaf step")
+    ]
+    release.set()
+    await asyncio.sleep(0.1)  # the abandoned step ends once released
+
+
+async def test_a_steps_own_error_still_surfaces() -> None:
+    async def broken() -> None:
+        raise RuntimeError("close failed")
+
+    with pytest.raises(RuntimeError, match="close failed"):
+        await app_module._bounded("broken step", broken())

@@ -22,6 +22,7 @@ import structlog
 from keel.jobs.engine import JobEngine, Payload, Retry
 from keel.platform.db import Database, utcnow
 from keel.platform.services import Slot
+from keel.platform.tasks import cancel_and_wait
 from keel.platform.timestamps import iso_z
 from keel.realtime.service import EVENTS_COMMITTED, events_after
 from keel.webhooks import repository
@@ -115,8 +116,7 @@ class Dispatcher:
     async def stop(self) -> None:
         self.database.disconnect(EVENTS_COMMITTED, self._wake.set)
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait([self._task])
             self._task = None
         await self.runtime.client.aclose()
 
