@@ -28,7 +28,6 @@ from keel.jobs.metrics import JOB_DURATION, JOB_LAG, JOBS_FAILED, JOBS_QUEUED
 from keel.jobs.models import JobExecutor, JobHandoff
 from keel.platform.db import Database, after_commit, database_of, utcnow
 from keel.platform.services import Slot
-from keel.platform.tasks import cancel_and_wait
 from keel.settings import Settings
 
 log = structlog.get_logger("keel.jobs")
@@ -210,7 +209,8 @@ class JobEngine:
             return
         self.database.disconnect(HANDOFF_SIGNAL, self._wake.set)
         if self._task is not None:
-            await cancel_and_wait([self._task])
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
         # DBOS made its (now shut down) pool this loop's default executor: give the loop a
         # working one back, or every later asyncio.to_thread on it fails.

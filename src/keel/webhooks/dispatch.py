@@ -22,7 +22,6 @@ import structlog
 from keel.jobs.engine import JobEngine, Payload, Retry
 from keel.platform.db import Database, utcnow
 from keel.platform.services import Slot
-from keel.platform.tasks import cancel_and_wait
 from keel.platform.timestamps import iso_z
 from keel.realtime.service import EVENTS_COMMITTED, events_after
 from keel.webhooks import repository
@@ -33,11 +32,6 @@ from keel.webhooks.signing import headers, new_message_id
 
 log = structlog.get_logger("keel.webhooks")
 FANOUT_BATCH = 500
-# After a fan-out, commits wait this long for the next one (they wake it, and go in one batch).
-# Every fan-out is a transaction of four statements that all instances take in turn; woken by
-# every commit, under a create burst it ran about once per five creates (bench/create_cost.py).
-# Webhooks promise no latency; a user sees at most this much more.
-FANOUT_PAUSE_SECONDS = 0.05
 
 
 async def fan_out(database: Database, *, batch: int = FANOUT_BATCH) -> int:
@@ -116,7 +110,8 @@ class Dispatcher:
     async def stop(self) -> None:
         self.database.disconnect(EVENTS_COMMITTED, self._wake.set)
         if self._task is not None:
-            await cancel_and_wait([self._task])
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.runtime.client.aclose()
 
@@ -135,7 +130,6 @@ class Dispatcher:
                 raise
             except Exception as exc:  # a failing database must not end the loop
                 log.warning("webhook_fanout_failed", error_type=type(exc).__name__)
-            await asyncio.sleep(FANOUT_PAUSE_SECONDS)
 
     async def drain(self, payload: Payload) -> Retry | None:
         """The `webhooks.drain` job: send the endpoint's due deliveries, each project's in
