@@ -173,6 +173,7 @@ async def create_project(
         context=context,
         runtime=runtime,
         idempotency=IdempotencyRequest(idempotency_key) if idempotency_key else None,
+        alone=True,  # this request's transaction holds nothing else
     )
     return write_response(outcome)
 

@@ -235,12 +235,12 @@ async def create_project(
     context: RequestContext,
     runtime: ProjectsRuntime,
     idempotency: IdempotencyRequest | None = None,
+    alone: bool = False,
 ) -> WriteOutcome:
     """Create a project owned by the actor; with an Idempotency-Key, at most once per key.
 
-    On PostgreSQL the RLS settings, the project, its audit row and its outbox event are one
-    statement, run as its own transaction: one round trip. An Idempotency-Key adds its own
-    statements, and then BEGIN and COMMIT around them.
+    On PostgreSQL the RLS settings, project, audit row and outbox event are one statement;
+    `alone` (the caller's transaction holds nothing else) runs it as its own transaction.
     """
     check_may_write(actor, runtime)
     now = utcnow()
@@ -280,7 +280,7 @@ async def create_project(
         context=context,
         rows=[(repository.projects, values)],
         # Without an Idempotency-Key the create is this one statement: no BEGIN, no COMMIT.
-        alone=idempotency is None,
+        alone=alone and idempotency is None,
     )
     outcome = WriteOutcome(
         status_code=201,

@@ -92,7 +92,12 @@ class ProjectShortcuts:
         try:
             async with self._database.transaction() as session:
                 outcome = await service.create_project(
-                    session, actor, data, context=request_context(scope), runtime=self._runtime
+                    session,
+                    actor,
+                    data,
+                    context=request_context(scope),
+                    runtime=self._runtime,
+                    alone=True,
                 )
         except AppError as exc:  # the database unavailable, say: answered as the route would
             return app_error_response(Request(scope), exc)
