@@ -16,6 +16,7 @@ from keel.platform.actor import Actor, RequestContext, VerifiedToken
 from keel.platform.auth import AUTHENTICATOR, Authenticator
 from keel.platform.db import transaction
 from keel.platform.errors import Forbidden, Unauthorized
+from keel.platform.http import header
 from keel.platform.replica import REPLAY_KEY
 from keel.platform.services import Services, Slot, services_of
 
@@ -62,7 +63,7 @@ def request_context(scope: Scope) -> RequestContext:
     behind trusted proxies), request id and User-Agent."""
     state = scope.get("state", {})
     client = scope.get("client")
-    user_agent = next((v for k, v in scope["headers"] if k == b"user-agent"), None)
+    user_agent = header(scope, b"user-agent")
     return RequestContext(
         ip=state.get("client_ip") or (client[0] if client else None),
         request_id=state.get("request_id"),

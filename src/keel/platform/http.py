@@ -54,7 +54,8 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (`name` in lower case), as sent."""
     for key, value in scope.get("headers", ()):
         if key == name:
             return bytes(value)
@@ -86,7 +87,7 @@ class PlatformMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        raw_id = _header(scope, b"x-request-id")
+        raw_id = header(scope, b"x-request-id")
         candidate = raw_id.decode("latin-1") if raw_id else ""
         request_id = candidate if REQUEST_ID_RE.match(candidate) else os.urandom(16).hex()
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
@@ -133,7 +134,7 @@ class PlatformMiddleware:
             )
 
         try:
-            length = _header(scope, b"content-length")
+            length = header(scope, b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
                 await reject(413, "PAYLOAD_TOO_LARGE", self._too_large_message())
                 return

@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.platform.actor import VerifiedToken
 from keel.platform.errors import send_error
+from keel.platform.http import header
 from keel.platform.metrics import OVERLOAD_REJECTIONS, RATE_LIMIT_REJECTIONS
 from keel.platform.outage import Outage
 from keel.platform.security import TokenCodec, TokenError
@@ -144,20 +145,13 @@ def parse_networks(entries: list[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value)
-    return None
-
-
 def client_ip(scope: Scope, trusted: tuple[IPNetwork, ...]) -> str | None:
     """The caller's IP: the peer, or through trusted proxies the right-most untrusted hop."""
     peer = scope.get("client")
     current: str | None = peer[0] if peer else None
     if not trusted or current is None:
         return current
-    forwarded = _header(scope, b"x-forwarded-for")
+    forwarded = header(scope, b"x-forwarded-for")
     if not forwarded:
         return current
     hops = [hop.strip() for hop in forwarded.decode("latin-1").split(",")]
@@ -355,10 +349,10 @@ class ProtectionMiddleware:
         return await self.limiter.hit(self.limiter.anonymous, "ip", ip)
 
     def _user(self, scope: Scope, state: MutableMapping[str, Any]) -> str | None:
-        header = _header(scope, b"authorization")
-        if not header or header[:7].lower() != b"bearer ":
+        authorization = header(scope, b"authorization")
+        if not authorization or authorization[:7].lower() != b"bearer ":
             return None
-        token = header[7:].strip().decode("latin-1")
+        token = authorization[7:].strip().decode("latin-1")
         known = self._verified.get(token)
         if known is not None and known[0] > time.time():
             claims = known[1]
