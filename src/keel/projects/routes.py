@@ -37,6 +37,7 @@ from keel.projects.service import PROJECTS, ProjectsRuntime
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 JSON = "application/json"
+IF_NONE_MATCH_MAX = 1024  # characters; longer is a 400 (keel.projects.shortcut leaves it here)
 MAX_PAGE = 1_000_000  # deeper than this, use the cursor (and offsets stay far from overflow)
 
 
@@ -194,7 +195,9 @@ async def get_project(
     actor: CurrentActor,
     session: ReadSessionDep,
     runtime: RuntimeDep,
-    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1024)] = None,
+    if_none_match: Annotated[
+        str | None, Header(alias="If-None-Match", max_length=IF_NONE_MATCH_MAX)
+    ] = None,
 ) -> Response:
     # Cached projects are usually answered before this route (keel.projects.shortcut).
     project = await service.get_project(session, actor, id, runtime=runtime)

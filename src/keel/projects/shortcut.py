@@ -31,8 +31,6 @@ from keel.projects import routes, service
 from keel.projects.schemas import ProjectCreate
 from keel.projects.service import PROJECTS
 
-_IF_NONE_MATCH_MAX = 1024  # the route's own limit on the header; longer goes to the route (400)
-
 
 class ProjectShortcuts:
     def __init__(self, services: Services) -> None:
@@ -63,7 +61,7 @@ class ProjectShortcuts:
         if_none_match = headers.get(b"if-none-match")
         if token is None or if_none_match == REPEATED:
             return None
-        if if_none_match is not None and len(if_none_match) > _IF_NONE_MATCH_MAX:
+        if if_none_match is not None and len(if_none_match) > routes.IF_NONE_MATCH_MAX:
             return None
         try:
             actor = await authenticate_bearer(self._authenticator, token, scope)
