@@ -224,44 +224,40 @@ def _direct_project(owner: RegisteredUser) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def project_inserts_in_autocommit(engine: AsyncEngine) -> Iterator[list[bool]]:
+    """For each INSERT INTO projects sent meanwhile: whether it went in autocommit mode."""
+    modes: list[bool] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "INSERT INTO projects" in statement:
+            modes.append(bool(conn.connection.dbapi_connection.autocommit))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield modes
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
 @pytest.mark.skipif(not is_postgres(), reason="SQLite keeps its one writer's transactions")
 async def test_a_create_is_one_round_trip_without_begin_or_commit(
     client: httpx.AsyncClient, app: FastAPI, alice: RegisteredUser
 ) -> None:
-    engine = app.state.services.database.primary.sync_engine
+    engine = app.state.services.database.primary
     await create(client, alice)  # warm up
-    sent: list[tuple[str, bool]] = []
-
-    def record(conn: Any, *args: Any) -> None:
-        statement = " ".join(str(args[1]).split()) if args else "BEGIN/COMMIT"
-        sent.append((statement, bool(conn.connection.dbapi_connection.autocommit)))
-
-    for name in ("before_cursor_execute", "begin", "commit"):
-        event.listen(engine, name, record)
-    try:
+    with project_inserts_in_autocommit(engine) as modes:
         project = await create(client, alice, name="Alone")
-    finally:
-        for name in ("before_cursor_execute", "begin", "commit"):
-            event.remove(engine, name, record)
-    mine = [(s, auto) for s, auto in sent if "INSERT INTO projects" in s]
-    assert len(mine) == 1
-    assert mine[0][1], "the create's statement ran inside BEGIN/COMMIT"
+    assert modes == [True], "the create's statement ran inside BEGIN/COMMIT"
     fetched = await client.get(f"{API}/{project['id']}", headers=alice.headers)
     assert fetched.json() == project
     # With an Idempotency-Key the create has statements around it: a real transaction.
-    sent.clear()
-    for name in ("before_cursor_execute", "begin", "commit"):
-        event.listen(engine, name, record)
-    try:
+    with project_inserts_in_autocommit(engine) as modes:
         keyed = await client.post(
             API, json={"name": "Keyed"}, headers={**alice.headers, "Idempotency-Key": "k-1"}
         )
-    finally:
-        for name in ("before_cursor_execute", "begin", "commit"):
-            event.remove(engine, name, record)
     assert keyed.status_code == 201
-    keyed_insert = [auto for s, auto in sent if "INSERT INTO projects" in s]
-    assert keyed_insert == [False]
+    assert modes == [False]
 
 
 @pytest.mark.skipif(not is_postgres(), reason="row-level security exists on PostgreSQL only")
