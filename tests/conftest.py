@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,19 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
+
+
+@asynccontextmanager
+async def serve(
+    settings: Settings, *, peer: str = "203.0.113.10"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own on `settings`, started, with a client over HTTP (`client.app`)."""
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app, client=(peer, 50000), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
 
 
 @pytest.fixture

@@ -6,17 +6,15 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 
-from keel.app import create_app, create_redis
+from keel.app import create_redis
 from keel.identity.service import IDENTITY
 from keel.platform.metrics import REGISTRY
 from keel.platform.ratelimit import (
@@ -27,20 +25,10 @@ from keel.platform.ratelimit import (
 )
 from keel.platform.sliding_window import lease_size, sliding_window_decision
 from keel.settings import Settings
-from tests.conftest import FAST_ARGON2, TEST_REDIS_URL, register_user
+from tests.conftest import FAST_ARGON2, TEST_REDIS_URL, register_user, serve
 from tests.servers import free_port, run_server
 
 PEER = "203.0.113.10"
-
-
-@asynccontextmanager
-async def serve(settings: Settings, *, peer: str = PEER) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app, client=(peer, 50000), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
 
 
 async def away_from_a_minute_edge(margin: float = 3.0) -> None:

@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from keel.app import create_app
 from keel.audit.models import AuditEntry
 from keel.platform.actor import SYSTEM_ACTOR_ID
 from keel.platform.db import set_rls_actor
@@ -21,7 +19,7 @@ from keel.platform.errors import ServiceUnavailable
 from keel.platform.metrics import REGISTRY
 from keel.projects import service, shortcut
 from keel.settings import Settings
-from tests.conftest import RegisteredUser, register_user
+from tests.conftest import RegisteredUser, register_user, serve
 from tests.projects.conftest import API, create
 
 ROUTE = "/api/v1/projects/{id}"
@@ -326,12 +324,10 @@ async def test_a_create_in_another_content_type_goes_to_the_route(
 async def test_an_unverified_address_may_not_create_when_verification_is_required(
     make_settings: Callable[..., Settings], shortcut_creates: list[object]
 ) -> None:
-    app = create_app(make_settings(require_verified_email=True, rate_limit_enabled=False))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.12", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://keel.test") as c:
-            user = await register_user(c)
-            response = await c.post(API, json={"name": "Blocked"}, headers=user.headers)
+    settings = make_settings(require_verified_email=True, rate_limit_enabled=False)
+    async with serve(settings) as c:
+        user = await register_user(c)
+        response = await c.post(API, json={"name": "Blocked"}, headers=user.headers)
     assert response.status_code == 403
     assert response.json()["code"] == "EMAIL_NOT_VERIFIED"
     assert shortcut_creates == []
