@@ -29,7 +29,7 @@ from keel.models import Base
 from keel.platform import health, metrics
 from keel.platform.auth import AUTHENTICATOR
 from keel.platform.bus import InProcessBus, RedisBus
-from keel.platform.cache import Cache, MemoryCache, TieredCache
+from keel.platform.cache import Cache, MemoryCache
 from keel.platform.db import Database
 from keel.platform.errors import install_error_handlers
 from keel.platform.gc_tuning import tune_for_serving
@@ -48,6 +48,7 @@ from keel.platform.security import (
 )
 from keel.platform.services import Services
 from keel.platform.shortcuts import Shortcuts
+from keel.platform.tiered_cache import TieredCache
 from keel.projects import routes as project_routes
 from keel.projects.service import PROJECTS, ProjectsRuntime
 from keel.projects.shortcut import ProjectShortcuts

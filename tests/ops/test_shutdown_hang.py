@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 
 from keel import app as app_module
 from keel.app import build_services, close_services
-from keel.platform.cache import TieredCache
 from keel.platform.tasks import cancel_and_wait
+from keel.platform.tiered_cache import TieredCache
 from keel.realtime.hub import EventHub
 from keel.settings import Settings
 from tests.conftest import TEST_REDIS_URL

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from keel.app import create_redis
-from keel.platform.cache import Cache, MemoryCache, TieredCache
+from keel.platform.cache import Cache, MemoryCache
 from keel.platform.metrics import REGISTRY
+from keel.platform.tiered_cache import INVALIDATION_CHANNEL, KEY_PREFIX, TieredCache
 from keel.settings import Settings
 from tests.conftest import FAST_ARGON2, TEST_REDIS_URL, register_user
 from tests.servers import free_port, run_server
@@ -182,6 +185,13 @@ async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0
         await asyncio.sleep(0.01)
 
 
+async def _eventually_holds(cache: Cache, key: str, value: bytes | None) -> None:
+    async def holds() -> bool:
+        return await cache.get(key) == value
+
+    await _eventually(holds)
+
+
 @needs_redis
 async def test_l2_serves_other_instance_and_delete_invalidates_its_l1(
     tiered_pair: tuple[TieredCache, TieredCache],
@@ -196,10 +206,7 @@ async def test_l2_serves_other_instance_and_delete_invalidates_its_l1(
 
     await first.delete("project:1")
 
-    async def dropped() -> bool:
-        return await second.get("project:1") is None
-
-    await _eventually(dropped)
+    await _eventually_holds(second, "project:1", None)
 
 
 @needs_redis
@@ -211,10 +218,7 @@ async def test_set_on_one_instance_replaces_the_other_instances_l1(
     assert await second.get("user:1") == b"old"
     await first.set("user:1", b"new")
 
-    async def fresh() -> bool:
-        return await second.get("user:1") == b"new"
-
-    await _eventually(fresh)
+    await _eventually_holds(second, "user:1", b"new")
 
 
 @needs_redis
@@ -344,3 +348,116 @@ async def test_writes_through_one_server_process_reach_the_other(
                 ).status_code == 401
 
             await eventually(refused)
+
+
+@needs_redis
+async def test_concurrent_writes_share_flushes_and_each_returns_once_in_redis(
+    tiered_pair: tuple[TieredCache, TieredCache], redis_client: Redis
+) -> None:
+    """Writes made while a flush is on its way go together in the next one: fewer pipelines
+    and invalidation messages than writes, yet every write is in Redis when its call
+    returns, and the other instance drops every key."""
+    first, second = tiered_pair
+    tag = secrets.token_hex(4)
+    keys = [f"group:{tag}:{n}" for n in range(40)]
+    for key in keys:  # the other instance holds old copies in its L1
+        await first.set(key, b"old")
+        assert await second.get(key) == b"old"
+    messages: list[list[str]] = []
+    async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(INVALIDATION_CHANNEL)
+
+        async def write(key: str) -> None:
+            await first.set(key, b"new")
+            # Returned: this write is in Redis (where the other instance reads it from).
+            assert await redis_client.get(KEY_PREFIX + key) == b"new"
+
+        await asyncio.gather(*(write(key) for key in keys))
+        deadline = asyncio.get_running_loop().time() + 5
+        while sum(len(m) for m in messages) < len(keys):
+            assert asyncio.get_running_loop().time() < deadline, messages
+            message = await pubsub.get_message(timeout=0.1)
+            if message is not None:
+                sent = orjson.loads(message["data"].partition(b"|")[2])
+                if any(tag in key for key in sent):
+                    messages.append(sent)
+    assert sorted(key for sent in messages for key in sent) == sorted(keys)
+    assert len(messages) < len(keys)  # grouped: one message for many writes
+
+    async def all_fresh() -> bool:
+        return all([await second.get(key) == b"new" for key in keys])
+
+    await _eventually(all_fresh)
+
+
+@needs_redis
+async def test_the_last_of_two_grouped_writes_to_one_key_wins(
+    tiered_pair: tuple[TieredCache, TieredCache], redis_client: Redis
+) -> None:
+    first, second = tiered_pair
+    blocker = asyncio.create_task(first.set("order:blocker", b"x"))  # a flush in flight
+    await asyncio.sleep(0)
+    writes = [asyncio.create_task(first.set("order:k", value)) for value in (b"1", b"2", b"3")]
+    await asyncio.gather(blocker, *writes)
+    assert await redis_client.get(KEY_PREFIX + "order:k") == b"3"
+    assert await first.get("order:k") == b"3"
+
+    await _eventually_holds(second, "order:k", b"3")
+
+
+@needs_redis
+async def test_a_cancelled_write_still_reaches_redis_and_others_are_not_held(
+    tiered_pair: tuple[TieredCache, TieredCache], redis_client: Redis
+) -> None:
+    first, _ = tiered_pair
+    cancelled = asyncio.create_task(first.set("cancel:a", b"a"))
+    other = asyncio.create_task(first.set("cancel:b", b"b"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await other
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+
+    async def written() -> bool:
+        return await redis_client.get(KEY_PREFIX + "cancel:a") == b"a"
+
+    await _eventually(written)
+
+
+async def test_writes_waiting_for_a_flush_are_released_by_close(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A flush that cannot finish (Redis does not answer) must not leave writers waiting
+    when the cache closes at shutdown."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
+    port = server.sockets[0].getsockname()[1]
+    silent = create_redis(make_settings(redis_url=f"redis://127.0.0.1:{port}/0"))
+    assert silent is not None
+    cache = TieredCache(redis=silent, l1=MemoryCache(), l2_ttl=60)
+    try:
+        writes = [asyncio.create_task(cache.set(f"k{n}", b"v")) for n in range(5)]
+        await asyncio.sleep(0.05)
+        assert not any(write.done() for write in writes)
+        await cache.close()
+        async with asyncio.timeout(5):
+            await asyncio.gather(*writes)
+    finally:
+        await silent.aclose()
+        server.close()
+
+
+async def test_a_flush_that_fails_releases_every_writer_and_keeps_l1(
+    make_settings: Callable[..., Settings],
+) -> None:
+    dead = create_redis(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    assert dead is not None
+    cache = TieredCache(redis=dead, l1=MemoryCache(), l2_ttl=60)
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(cache.set(f"k{n}", f"v{n}".encode()) for n in range(10)))
+        assert [await cache.get(f"k{n}") for n in range(10)] == [
+            f"v{n}".encode() for n in range(10)
+        ]
+    finally:
+        await cache.close()
+        await dead.aclose()
