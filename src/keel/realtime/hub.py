@@ -370,7 +370,8 @@ class EventHub:
     def _dispatch_rows(self, rows: Sequence[Event]) -> datetime | None:
         """Dispatch numbered rows in position order; the commit time of the first one."""
         for row in rows:
-            self.dispatch(service.to_outgoing(row))
+            if self._admins or row.owner_id in self._by_owner:  # skip building it for nobody
+                self.dispatch(service.to_outgoing(row))
             self.cursor = row.position or self.cursor
         return rows[0].created_at if rows else None
 
