@@ -45,7 +45,8 @@ try:
     out = driver.WORK / f"profile-{scenario}-{backend}.txt"
     spy = None if os.environ.get("PROFILE_NO_SPY") else subprocess.Popen(
         ["py-spy", "record", "--pid", str(server.process.pid), "--duration", str(seconds),
-         "--format", "raw", "--rate", "200", "--output", str(out), "--nonblocking"]
+         "--format", "raw", "--rate", "200", "--output", str(out), "--nonblocking",
+         *os.environ.get("PROFILE_SPY_ARGS", "").split()]
     )  # fmt: skip
     script, args = driver.scenario_call(scenario, fx)
     cpu_before = driver.cpu_seconds(server.process.pid)
