@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from redis.exceptions import RedisError
 
 from keel.app import create_redis
 from keel.identity.service import IDENTITY
@@ -439,6 +440,70 @@ async def test_leased_hits_from_two_instances_stay_within_the_shared_limit(
         for client in clients:
             assert client is not None
             await client.aclose()
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="the shared limiter needs Redis")
+async def test_concurrent_hits_share_one_lease_renewal(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Hits that find the lease spent while another hit renews it wait for that renewal:
+    Redis counts one lease for them, not one lease (and one round trip) each."""
+    settings = make_settings(rate_limit_authenticated="100000/minute")  # leases of 20
+    client = create_redis(settings)
+    assert client is not None
+    try:
+        limiter = RateLimiter.from_settings(settings, client)
+        user = f"user-{uuid.uuid4().hex}"
+        await away_from_a_minute_edge()
+        decisions = await asyncio.gather(
+            *(limiter.hit(limiter.authenticated, "user", user) for _ in range(50))
+        )
+        assert all(d.allowed for d in decisions)
+        counted = [int(await client.get(key)) async for key in client.scan_iter(f"*{user}*")]
+        # 50 hits in leases of 20: 3 leases. One lease per hit would have counted 1000.
+        assert sum(counted) == 60
+        remaining = sorted(d.remaining for d in decisions)
+        assert len(set(remaining)) == 50  # each hit spent a token of its own
+    finally:
+        await client.aclose()
+
+
+async def test_a_failed_lease_renewal_fails_its_waiters_at_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """With the store down, the hits waiting for a renewal get its error rather than each
+    trying the store in turn (the limiter then falls back to local counting)."""
+    connections = 0
+
+    def refuse(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = make_settings(
+        rate_limit_authenticated="100000/minute", redis_url=f"redis://127.0.0.1:{port}/0"
+    )
+    client = create_redis(settings)
+    assert client is not None
+    try:
+        limiter = RateLimiter.from_settings(settings, client)
+        assert limiter._shared is not None
+        shared = limiter._shared
+        results = await asyncio.gather(
+            *(shared.hit(limiter.authenticated, "user:u") for _ in range(10)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, (RedisError, OSError)) for r in results), results
+        single = connections
+        connections = 0
+        with pytest.raises((RedisError, OSError)):
+            await shared.hit(limiter.authenticated, "user:u")
+        assert single == connections  # the ten hits tried the store as often as one hit does
+    finally:
+        await client.aclose()
+        server.close()
 
 
 async def test_expired_token_stops_counting_per_user(
