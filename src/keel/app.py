@@ -144,7 +144,9 @@ async def _bounded(step: str, closing: Awaitable[object]) -> None:
 def build_services(settings: Settings) -> Services:
     """Every part of the app, wired once: platform parts as fields, features' under slots."""
     database = Database.from_settings(settings)
-    metrics.instrument_engine(database.primary, tables=frozenset(Base.metadata.tables))
+    database.observe_statement = metrics.instrument_engine(
+        database.primary, tables=frozenset(Base.metadata.tables)
+    )
     redis = create_redis(settings)
     database.fence = WriteFence(redis)  # read-your-writes across instances (replica reads)
     l1 = MemoryCache(max_items=settings.cache_l1_max_items, ttl=settings.cache_l1_ttl_seconds)
@@ -267,6 +269,7 @@ def enable_tracing(app: FastAPI, services: Services) -> Tracing | None:
         endpoint=settings.otel_exporter_otlp_endpoint, service_name=settings.otel_service_name
     )
     tracing.instrument(app, engines=[services.database.primary])
+    services.database.direct_statements = False  # SQL spans hang on SQLAlchemy's events
     return tracing
 
 

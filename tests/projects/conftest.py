@@ -23,6 +23,23 @@ from tests.conftest import RegisteredUser, promote_to_admin, register_user
 API = "/api/v1/projects"
 
 
+def project_row(owner_id: uuid.UUID, *, name: str = "Lone") -> dict[str, Any]:
+    """A projects row as `insert_rows` takes it, for tests that write below the service."""
+    now = datetime.now(UTC)
+    return {
+        "id": uuid.uuid4(),
+        "user_id": owner_id,
+        "name": name,
+        "description": None,
+        "status": "active",
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "search_name": fold(name),
+        "search_description": None,
+    }
+
+
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     # These tests make hundreds of requests per user; the limiter has its own tests.

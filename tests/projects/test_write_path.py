@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -13,48 +14,79 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.audit import service as audit
 from keel.audit.models import AuditEntry
+from keel.platform import db
 from keel.platform.actor import RequestContext
-from keel.platform.db import RlsActor, insert_rows, utcnow
+from keel.platform.db import RlsActor, insert_rows
+from keel.platform.direct import DirectStatement, execute_direct
 from keel.projects import repository
 from keel.realtime.models import Event
 from tests.conftest import RegisteredUser, is_postgres
-from tests.projects.conftest import API, create
+from tests.projects.conftest import API, create, project_row
 from tests.projects.test_search_plan import role_bypasses_rls
 from tests.projects.test_visibility import _grant_probe_role
 
 
+@dataclass
+class Sent:
+    """The SQL statements sent meanwhile (the relay's too), and whether each went in
+    autocommit mode, through SQLAlchemy or straight to the driver (platform.direct)."""
+
+    statements: list[str] = field(default_factory=list)
+    autocommit: list[bool] = field(default_factory=list)
+    direct: list[str] = field(default_factory=list)
+
+    def record(self, statement: str, autocommit: bool) -> None:
+        self.statements.append(" ".join(statement.split()))
+        self.autocommit.append(autocommit)
+
+    def project_inserts(self) -> list[bool]:
+        """For each INSERT INTO projects: whether it went in autocommit mode."""
+        pairs = zip(self.statements, self.autocommit, strict=True)
+        return [mode for sql, mode in pairs if "INSERT INTO projects" in sql]
+
+
 @contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every SQL statement the engine sends meanwhile (the relay's too)."""
-    sent: list[str] = []
+def recording(app: FastAPI) -> Iterator[Sent]:
+    engine = app.state.services.database.primary
+    sent = Sent()
 
-    def record(*args: Any) -> None:
-        # Any: the listener's arguments (connection, cursor, statement, ...).
-        sent.append(" ".join(str(args[2]).split()))
+    def through_sqlalchemy(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Any: the listener's arguments (DBAPI objects vary by driver).
+        sent.record(statement, bool(getattr(conn.connection.dbapi_connection, "autocommit", False)))
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    async def straight(
+        connection: AsyncConnection, statement: DirectStatement, *args: Any, **kw: Any
+    ) -> None:
+        raw = await connection.get_raw_connection()
+        sent.record(statement.sql, bool(raw.dbapi_connection.autocommit))
+        sent.direct.append(statement.sql)
+        await execute_direct(connection, statement, *args, **kw)
+
+    db.execute_direct = straight  # type: ignore[assignment]  # a spy: it calls the real one
+    event.listen(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
     try:
         yield sent
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+        db.execute_direct = execute_direct
 
 
 async def test_a_create_writes_its_three_rows_in_one_statement_on_postgresql(
     client: httpx.AsyncClient, app: FastAPI, alice: RegisteredUser
 ) -> None:
-    engine = app.state.services.database.primary
     await create(client, alice)  # warm up: the first request also checks the session
-    with statements(engine) as sent:
+    with recording(app) as sent:
         project = await create(client, alice, name="Counted", description="one statement")
-    inserts = [s for s in sent if s.startswith(("INSERT", "WITH"))]
-    rls = [s for s in sent if "set_config('keel." in s]
+    inserts = [s for s in sent.statements if s.startswith(("INSERT", "WITH"))]
+    rls = [s for s in sent.statements if "set_config('keel." in s]
     if is_postgres():
         assert len(inserts) == 1, inserts
         (statement,) = inserts
+        assert [" ".join(s.split()) for s in sent.direct] == [statement]  # below SQLAlchemy
         for table in ("projects", "audit_log", "events"):
             assert f"INSERT INTO {table} " in statement
         assert rls == [statement]  # the RLS settings travel in it, not on their own
@@ -99,20 +131,8 @@ async def test_the_one_statement_applies_row_level_security_to_its_rows(
             )
 
     async def insert_owned_by(owner: RegisteredUser) -> uuid.UUID:
-        now = utcnow()
-        project_id = uuid.uuid4()
-        values = {
-            "id": project_id,
-            "user_id": uuid.UUID(owner.id),
-            "name": "Direct",
-            "description": None,
-            "status": "active",
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-            "search_name": "direct",
-            "search_description": None,
-        }
+        values = project_row(uuid.UUID(owner.id), name="Direct")
+        project_id: uuid.UUID = values["id"]
         row = audit.entry_row(
             action="project.created",
             context=RequestContext(ip=None, request_id=None, user_agent=None),
@@ -171,13 +191,12 @@ async def test_updates_and_deletes_write_audit_and_event_together(
 ) -> None:
     project = await create(client, alice)
     url = f"{API}/{project['id']}"
-    engine = app.state.services.database.primary
-    with statements(engine) as sent:
+    with recording(app) as sent:
         changed = await client.patch(url, json={"name": "Renamed"}, headers=alice.headers)
         assert changed.status_code == 200, changed.text
         deleted = await client.delete(url, headers=alice.headers)
         assert deleted.status_code == 204, deleted.text
-    writes = [s for s in sent if "INSERT INTO audit_log" in s]
+    writes = [s for s in sent.statements if "INSERT INTO audit_log" in s]
     if is_postgres():
         assert len(writes) == 2, writes
         assert all("INSERT INTO events" in s for s in writes), writes
@@ -208,56 +227,24 @@ async def test_updates_and_deletes_write_audit_and_event_together(
     assert types == ["project.created", "project.updated", "project.deleted"]
 
 
-def _direct_project(owner: RegisteredUser) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "id": uuid.uuid4(),
-        "user_id": uuid.UUID(owner.id),
-        "name": "Lone",
-        "description": None,
-        "status": "active",
-        "version": 1,
-        "created_at": now,
-        "updated_at": now,
-        "search_name": "lone",
-        "search_description": None,
-    }
-
-
-@contextmanager
-def project_inserts_in_autocommit(engine: AsyncEngine) -> Iterator[list[bool]]:
-    """For each INSERT INTO projects sent meanwhile: whether it went in autocommit mode."""
-    modes: list[bool] = []
-
-    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "INSERT INTO projects" in statement:
-            modes.append(bool(conn.connection.dbapi_connection.autocommit))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield modes
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 @pytest.mark.skipif(not is_postgres(), reason="SQLite keeps its one writer's transactions")
 async def test_a_create_is_one_round_trip_without_begin_or_commit(
     client: httpx.AsyncClient, app: FastAPI, alice: RegisteredUser
 ) -> None:
-    engine = app.state.services.database.primary
     await create(client, alice)  # warm up
-    with project_inserts_in_autocommit(engine) as modes:
+    with recording(app) as sent:
         project = await create(client, alice, name="Alone")
-    assert modes == [True], "the create's statement ran inside BEGIN/COMMIT"
+    assert sent.project_inserts() == [True], "the create's statement ran inside BEGIN/COMMIT"
     fetched = await client.get(f"{API}/{project['id']}", headers=alice.headers)
     assert fetched.json() == project
     # With an Idempotency-Key the create has statements around it: a real transaction.
-    with project_inserts_in_autocommit(engine) as modes:
+    with recording(app) as sent:
         keyed = await client.post(
             API, json={"name": "Keyed"}, headers={**alice.headers, "Idempotency-Key": "k-1"}
         )
     assert keyed.status_code == 201
-    assert modes == [False]
+    assert sent.project_inserts() == [False]
+    assert sent.direct == []
 
 
 @pytest.mark.skipif(not is_postgres(), reason="row-level security exists on PostgreSQL only")
@@ -273,9 +260,12 @@ async def test_a_lone_statement_keeps_row_level_security_and_refuses_a_second_st
     with pytest.raises(DBAPIError, match="row-level security"):
         async with database.transaction() as session:
             await insert_rows(
-                session, [(repository.projects, _direct_project(bob))], rls=as_alice, alone=True
+                session,
+                [(repository.projects, project_row(uuid.UUID(bob.id)))],
+                rls=as_alice,
+                alone=True,
             )
-    mine = _direct_project(alice)
+    mine = project_row(uuid.UUID(alice.id))
     async with database.transaction() as session:
         await insert_rows(session, [(repository.projects, mine)], rls=as_alice, alone=True)
         with pytest.raises(RuntimeError, match="after insert_rows"):

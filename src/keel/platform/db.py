@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.sql.elements import BindParameter
 
+from keel.platform.direct import DirectStatement, StatementObserver, execute_direct
 from keel.platform.engine import create_engine
 from keel.platform.errors import ServiceUnavailable
 from keel.platform.replica import ACTOR_KEY, REPLAY_KEY, WriteFence, parse_lsn
@@ -175,6 +176,10 @@ class Database:
     replica: AsyncEngine | None = None
     replica_sessions: async_sessionmaker[AsyncSession] | None = None
     fence: WriteFence = field(default_factory=lambda: WriteFence(None))
+    # Whether a lone statement (insert_rows(alone=True)) may go straight to the driver
+    # (keel.platform.direct); off with tracing, whose SQL spans come from SQLAlchemy's events.
+    direct_statements: bool = True
+    observe_statement: StatementObserver | None = None
     # Named signals a part of the app listens to (the event relay: "events committed"),
     # sent by after-commit work; kept here so that no module-level registry is needed.
     _listeners: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
@@ -352,6 +357,7 @@ InsertRow = tuple[Table, Mapping[str, Any]]
 _Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 _SINGLES: dict[tuple[str, tuple[str, ...]], Insert] = {}
 _COMBINED: dict[tuple[tuple[str, tuple[str, ...]], ...], Insert] = {}
+_DIRECT: dict[tuple[tuple[str, tuple[str, ...]], ...], DirectStatement] = {}
 
 
 def _param(table: Table, name: str) -> BindParameter[Any]:
@@ -416,11 +422,21 @@ async def insert_rows(
         shape = tuple((table, tuple(values)) for table, values in rows)
         merged = {key: value for row in params for key, value in row.items()}
         alone = alone and not session.in_transaction()
-        if alone:
-            await session.connection(execution_options=_AUTOCOMMIT)
-        await session.execute(_combined_insert(shape), {**merged, **settings})
-        if alone:
-            session.info[_ALONE] = True
+        statement, arguments = _combined_insert(shape), {**merged, **settings}
+        if not alone:
+            await session.execute(statement, arguments)
+            return
+        connection = await session.connection(execution_options=_AUTOCOMMIT)
+        database: Database | None = session.info.get(_DATABASE)
+        if database is not None and database.direct_statements:
+            key = tuple((table.name, columns) for table, columns in shape)
+            direct = _DIRECT.get(key)
+            if direct is None:
+                direct = _DIRECT[key] = DirectStatement.compile(statement, connection.dialect)
+            await execute_direct(connection, direct, arguments, observe=database.observe_statement)
+        else:
+            await session.execute(statement, arguments)
+        session.info[_ALONE] = True
         return
     for (table, values), row_params in zip(rows, params, strict=True):
         await session.execute(_single_insert(table, tuple(values)), row_params)

@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,10 +185,23 @@ def _classify(statement: str, tables: frozenset[str]) -> tuple[str, str]:
     return operation, table if table in tables or table == "none" else "other"
 
 
-def instrument_engine(engine: AsyncEngine, *, tables: frozenset[str]) -> None:
-    """Time every statement and count checked-out connections through SQLAlchemy events."""
+def instrument_engine(
+    engine: AsyncEngine, *, tables: frozenset[str]
+) -> Callable[[str, float], None]:
+    """Time every statement and count checked-out connections through SQLAlchemy events.
+
+    Returns the observer the events use, for a statement sent below them (platform.direct).
+    """
     sync_engine = engine.sync_engine
     labels: dict[str, Any] = {}  # statement text -> histogram child (statements are cached)
+
+    def observe(statement: str, seconds: float) -> None:
+        child = labels.get(statement)
+        if child is None:
+            child = DB_QUERY_DURATION.labels(*_classify(statement, tables))
+            if len(labels) < 5000:
+                labels[statement] = child
+        child.observe(seconds)
 
     def before(conn: Any, _cursor: Any, _stmt: str, _params: Any, _ctx: Any, _many: bool) -> None:
         # Any: SQLAlchemy's event signature (DBAPI objects vary by driver).
@@ -196,13 +210,7 @@ def instrument_engine(engine: AsyncEngine, *, tables: frozenset[str]) -> None:
     def after(
         conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, _many: bool
     ) -> None:
-        started = conn.info["keel_query_start"].pop()
-        child = labels.get(statement)
-        if child is None:
-            child = DB_QUERY_DURATION.labels(*_classify(statement, tables))
-            if len(labels) < 5000:
-                labels[statement] = child
-        child.observe(time.perf_counter() - started)
+        observe(statement, time.perf_counter() - conn.info["keel_query_start"].pop())
 
     def on_error(context: Any) -> None:
         stack = context.connection.info.get("keel_query_start") if context.connection else None
@@ -220,3 +228,4 @@ def instrument_engine(engine: AsyncEngine, *, tables: frozenset[str]) -> None:
     event.listen(sync_engine, "handle_error", on_error)
     event.listen(sync_engine.pool, "checkout", checkout)
     event.listen(sync_engine.pool, "checkin", checkin)
+    return observe
