@@ -468,6 +468,45 @@ async def test_concurrent_hits_share_one_lease_renewal(
         await client.aclose()
 
 
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="the shared limiter needs Redis")
+async def test_near_the_limit_waiters_of_a_refused_lease_take_exact_hits_at_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A renewal refused for want of room for a whole lease tells its waiters so: each takes
+    one exact hit (one round trip, all at once) instead of trying for a lease in turn."""
+    settings = make_settings(rate_limit_authenticated="300/minute")  # leases of 3
+    client = create_redis(settings)
+    assert client is not None
+    try:
+        limiter = RateLimiter.from_settings(settings, client)
+        assert limiter._shared is not None
+        shared = limiter._shared
+        item = limiter.authenticated
+        user = f"user:{uuid.uuid4().hex}"
+        await away_from_a_minute_edge()
+        for _ in range(99):  # 297 of 300 counted: room for one lease, not two
+            assert (await shared.hit(item, user)).allowed
+            assert (await shared.hit(item, user)).allowed
+            assert (await shared.hit(item, user)).allowed
+        takes: list[int] = []
+        take = shared._take
+
+        async def counted(item: Any, key: str, cost: int) -> Any:
+            takes.append(cost)
+            return await take(item, key, cost)
+
+        shared._take = counted  # type: ignore[method-assign]
+        decisions = await asyncio.gather(*(shared.hit(item, user) for _ in range(6)))
+        assert sum(d.allowed for d in decisions) == 3  # the last lease: 298, 299, 300
+        assert decisions[-1].remaining == 0
+        # One lease taken (3), one refused (3) and then every later hit exact (1 each): no
+        # waiter asked for a lease of its own after the refusal.
+        assert takes.count(3) == 2
+        assert takes.count(1) == 3
+    finally:
+        await client.aclose()
+
+
 async def test_a_failed_lease_renewal_fails_its_waiters_at_once(
     make_settings: Callable[..., Settings],
 ) -> None:

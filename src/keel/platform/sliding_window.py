@@ -85,7 +85,8 @@ class RedisSlidingWindow:
         self._leases: dict[str, _Lease] = {}
         # Keys whose next lease is being taken: their hits wait for it rather than each taking
         # a lease of its own (which would count hits nobody makes and cost a round trip each).
-        self._renewing: dict[str, asyncio.Future[None]] = {}
+        # The result says whether the renewal got a lease (False near the limit).
+        self._renewing: dict[str, asyncio.Future[bool]] = {}
 
     async def hit(self, item: RateLimitItem, key: str) -> Decision:
         size = lease_size(item.amount)
@@ -107,18 +108,22 @@ class RedisSlidingWindow:
                 break
             # Then spend from the new lease (or renew it ourselves); if the store failed the
             # renewal, it fails this hit too, at once (the caller falls back to local limits).
-            await asyncio.shield(renewal)
+            if not await asyncio.shield(renewal):
+                return await self._take(item, key, 1)  # near the limit: exact, in parallel
         renewal = self._renewing[key] = asyncio.get_running_loop().create_future()
         try:
-            return await self._renew(item, key, size, now)
+            decision = await self._renew(item, key, size, now)
         except Exception as exc:
             renewal.set_exception(exc)
             renewal.exception()  # retrieved: the waiters, if any, raise it themselves
             raise
+        else:
+            renewal.set_result(key in self._leases)
+            return decision
         finally:
             del self._renewing[key]
-            if not renewal.done():  # renewed, or the renewing request was cancelled
-                renewal.set_result(None)
+            if not renewal.done():  # cancelled: a waiter renews instead
+                renewal.set_result(True)
 
     async def _renew(self, item: RateLimitItem, key: str, size: int, now: float) -> Decision:
         decision = await self._take(item, key, size)
