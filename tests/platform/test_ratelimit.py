@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from keel.app import create_redis
@@ -442,6 +444,17 @@ async def test_leased_hits_from_two_instances_stay_within_the_shared_limit(
             await client.aclose()
 
 
+@asynccontextmanager
+async def shared_limiter(settings: Settings) -> AsyncIterator[tuple[RateLimiter, Redis]]:
+    """A limiter on its own Redis client, as one instance has it."""
+    client = create_redis(settings)
+    assert client is not None
+    try:
+        yield RateLimiter.from_settings(settings, client), client
+    finally:
+        await client.aclose()
+
+
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="the shared limiter needs Redis")
 async def test_concurrent_hits_share_one_lease_renewal(
     make_settings: Callable[..., Settings],
@@ -449,10 +462,7 @@ async def test_concurrent_hits_share_one_lease_renewal(
     """Hits that find the lease spent while another hit renews it wait for that renewal:
     Redis counts one lease for them, not one lease (and one round trip) each."""
     settings = make_settings(rate_limit_authenticated="100000/minute")  # leases of 20
-    client = create_redis(settings)
-    assert client is not None
-    try:
-        limiter = RateLimiter.from_settings(settings, client)
+    async with shared_limiter(settings) as (limiter, client):
         user = f"user-{uuid.uuid4().hex}"
         await away_from_a_minute_edge()
         decisions = await asyncio.gather(
@@ -464,8 +474,6 @@ async def test_concurrent_hits_share_one_lease_renewal(
         assert sum(counted) == 60
         remaining = sorted(d.remaining for d in decisions)
         assert len(set(remaining)) == 50  # each hit spent a token of its own
-    finally:
-        await client.aclose()
 
 
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="the shared limiter needs Redis")
@@ -475,10 +483,7 @@ async def test_near_the_limit_waiters_of_a_refused_lease_take_exact_hits_at_once
     """A renewal refused for want of room for a whole lease tells its waiters so: each takes
     one exact hit (one round trip, all at once) instead of trying for a lease in turn."""
     settings = make_settings(rate_limit_authenticated="300/minute")  # leases of 3
-    client = create_redis(settings)
-    assert client is not None
-    try:
-        limiter = RateLimiter.from_settings(settings, client)
+    async with shared_limiter(settings) as (limiter, _):
         assert limiter._shared is not None
         shared = limiter._shared
         item = limiter.authenticated
@@ -503,8 +508,6 @@ async def test_near_the_limit_waiters_of_a_refused_lease_take_exact_hits_at_once
         # waiter asked for a lease of its own after the refusal.
         assert takes.count(3) == 2
         assert takes.count(1) == 3
-    finally:
-        await client.aclose()
 
 
 async def test_a_failed_lease_renewal_fails_its_waiters_at_once(
@@ -524,24 +527,21 @@ async def test_a_failed_lease_renewal_fails_its_waiters_at_once(
     settings = make_settings(
         rate_limit_authenticated="100000/minute", redis_url=f"redis://127.0.0.1:{port}/0"
     )
-    client = create_redis(settings)
-    assert client is not None
     try:
-        limiter = RateLimiter.from_settings(settings, client)
-        assert limiter._shared is not None
-        shared = limiter._shared
-        results = await asyncio.gather(
-            *(shared.hit(limiter.authenticated, "user:u") for _ in range(10)),
-            return_exceptions=True,
-        )
-        assert all(isinstance(r, (RedisError, OSError)) for r in results), results
-        single = connections
-        connections = 0
-        with pytest.raises((RedisError, OSError)):
-            await shared.hit(limiter.authenticated, "user:u")
-        assert single == connections  # the ten hits tried the store as often as one hit does
+        async with shared_limiter(settings) as (limiter, _):
+            assert limiter._shared is not None
+            shared = limiter._shared
+            results = await asyncio.gather(
+                *(shared.hit(limiter.authenticated, "user:u") for _ in range(10)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(r, (RedisError, OSError)) for r in results), results
+            single = connections
+            connections = 0
+            with pytest.raises((RedisError, OSError)):
+                await shared.hit(limiter.authenticated, "user:u")
+            assert single == connections  # ten hits tried the store as often as one does
     finally:
-        await client.aclose()
         server.close()
 
 
