@@ -207,6 +207,10 @@ class EventHub:
         self._by_session: dict[str, set[Subscriber]] = {}
         self._watching: set[int] = set()
         self._wake = asyncio.Event()
+        # Whether the next pass must number events: after a local commit, on the poll and on
+        # (re)subscribing. A wake from another instance's announcement only reads what it
+        # numbered: no sequencer pass (five round trips, and the lock) on the way to delivery.
+        self._number = True
         self._passes = asyncio.Lock()  # one relay pass at a time (the relay, tests, CLI)
         self._announce = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -320,6 +324,7 @@ class EventHub:
 
     def _local_commit(self) -> None:
         # The relay announces to the other instances once it has numbered the events.
+        self._number = True
         self._wake.set()
 
     async def _relay(self) -> None:
@@ -328,12 +333,15 @@ class EventHub:
             # result when a cancellation arrives in the same loop turn as the wake-up, and
             # the cancelled relay went on polling for ever (the shutdown hang; see
             # docs/adr/0018-ops-drain-and-tracing.md).
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self._settings.events_poll_seconds):
                     await self._wake.wait()
+            except TimeoutError:
+                self._number = True  # the poll: number whatever committed unannounced
             self._wake.clear()
+            number, self._number = self._number, False
             try:
-                await self.catch_up()
+                await (self.catch_up() if number else self._dispatch_announced())
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("relay_read_failed", error=type(exc).__name__)
                 await asyncio.sleep(1)
@@ -341,9 +349,15 @@ class EventHub:
     async def catch_up(self) -> None:
         """Number what has committed, then dispatch everything after the relay's cursor."""
         async with self._passes:
-            await self._catch_up()
+            _report_lag(await self._catch_up())
 
-    async def _catch_up(self) -> None:
+    async def _dispatch_announced(self) -> None:
+        """Dispatch what other instances numbered and announced (this instance's own commits
+        wake a numbering pass of their own)."""
+        async with self._passes:
+            _report_lag(await self._read_after_cursor())
+
+    async def _catch_up(self) -> datetime | None:
         oldest: datetime | None = None
         while True:
             async with self._database.transaction() as session:
@@ -355,8 +369,7 @@ class EventHub:
             else:  # another instance numbered some events first: read them in order
                 oldest = _older(oldest, await self._read_after_cursor())
             if len(numbered) < BATCH:
-                break
-        OUTBOX_RELAY_LAG.set(0.0 if oldest is None else (utcnow() - oldest).total_seconds())
+                return oldest
 
     async def _read_after_cursor(self) -> datetime | None:
         oldest: datetime | None = None
@@ -380,7 +393,8 @@ class EventHub:
             try:
                 async with self._bus.subscribe(CHANNEL) as queue:
                     subscribed.set()
-                    self._wake.set()  # whatever was announced before we listened
+                    self._number = True  # whatever was announced, or not, before we listened
+                    self._wake.set()
                     while True:
                         await queue.get()
                         self._wake.set()
@@ -413,6 +427,11 @@ class EventHub:
                 )
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("event_purge_failed", error=type(exc).__name__)
+
+
+def _report_lag(oldest: datetime | None) -> None:
+    """The relay's lag: how long the oldest event of the pass waited since its commit."""
+    OUTBOX_RELAY_LAG.set(0.0 if oldest is None else (utcnow() - oldest).total_seconds())
 
 
 def _older(first: datetime | None, second: datetime | None) -> datetime | None:
