@@ -6,7 +6,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from keel.app import create_redis
 from keel.identity.service import IDENTITY
@@ -442,107 +439,6 @@ async def test_leased_hits_from_two_instances_stay_within_the_shared_limit(
         for client in clients:
             assert client is not None
             await client.aclose()
-
-
-@asynccontextmanager
-async def shared_limiter(settings: Settings) -> AsyncIterator[tuple[RateLimiter, Redis]]:
-    """A limiter on its own Redis client, as one instance has it."""
-    client = create_redis(settings)
-    assert client is not None
-    try:
-        yield RateLimiter.from_settings(settings, client), client
-    finally:
-        await client.aclose()
-
-
-@pytest.mark.skipif(not TEST_REDIS_URL, reason="the shared limiter needs Redis")
-async def test_concurrent_hits_share_one_lease_renewal(
-    make_settings: Callable[..., Settings],
-) -> None:
-    """Hits that find the lease spent while another hit renews it wait for that renewal:
-    Redis counts one lease for them, not one lease (and one round trip) each."""
-    settings = make_settings(rate_limit_authenticated="100000/minute")  # leases of 20
-    async with shared_limiter(settings) as (limiter, client):
-        user = f"user-{uuid.uuid4().hex}"
-        await away_from_a_minute_edge()
-        decisions = await asyncio.gather(
-            *(limiter.hit(limiter.authenticated, "user", user) for _ in range(50))
-        )
-        assert all(d.allowed for d in decisions)
-        counted = [int(await client.get(key)) async for key in client.scan_iter(f"*{user}*")]
-        # 50 hits in leases of 20: 3 leases. One lease per hit would have counted 1000.
-        assert sum(counted) == 60
-        remaining = sorted(d.remaining for d in decisions)
-        assert len(set(remaining)) == 50  # each hit spent a token of its own
-
-
-@pytest.mark.skipif(not TEST_REDIS_URL, reason="the shared limiter needs Redis")
-async def test_near_the_limit_waiters_of_a_refused_lease_take_exact_hits_at_once(
-    make_settings: Callable[..., Settings],
-) -> None:
-    """A renewal refused for want of room for a whole lease tells its waiters so: each takes
-    one exact hit (one round trip, all at once) instead of trying for a lease in turn."""
-    settings = make_settings(rate_limit_authenticated="300/minute")  # leases of 3
-    async with shared_limiter(settings) as (limiter, _):
-        assert limiter._shared is not None
-        shared = limiter._shared
-        item = limiter.authenticated
-        user = f"user:{uuid.uuid4().hex}"
-        await away_from_a_minute_edge()
-        for _ in range(99):  # 297 of 300 counted: room for one lease, not two
-            assert (await shared.hit(item, user)).allowed
-            assert (await shared.hit(item, user)).allowed
-            assert (await shared.hit(item, user)).allowed
-        takes: list[int] = []
-        take = shared._take
-
-        async def counted(item: Any, key: str, cost: int) -> Any:
-            takes.append(cost)
-            return await take(item, key, cost)
-
-        shared._take = counted  # type: ignore[method-assign]
-        decisions = await asyncio.gather(*(shared.hit(item, user) for _ in range(6)))
-        assert sum(d.allowed for d in decisions) == 3  # the last lease: 298, 299, 300
-        assert decisions[-1].remaining == 0
-        # One lease taken (3), one refused (3) and then every later hit exact (1 each): no
-        # waiter asked for a lease of its own after the refusal.
-        assert takes.count(3) == 2
-        assert takes.count(1) == 3
-
-
-async def test_a_failed_lease_renewal_fails_its_waiters_at_once(
-    make_settings: Callable[..., Settings],
-) -> None:
-    """With the store down, the hits waiting for a renewal get its error rather than each
-    trying the store in turn (the limiter then falls back to local counting)."""
-    connections = 0
-
-    def refuse(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        writer.close()
-
-    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    settings = make_settings(
-        rate_limit_authenticated="100000/minute", redis_url=f"redis://127.0.0.1:{port}/0"
-    )
-    try:
-        async with shared_limiter(settings) as (limiter, _):
-            assert limiter._shared is not None
-            shared = limiter._shared
-            results = await asyncio.gather(
-                *(shared.hit(limiter.authenticated, "user:u") for _ in range(10)),
-                return_exceptions=True,
-            )
-            assert all(isinstance(r, (RedisError, OSError)) for r in results), results
-            single = connections
-            connections = 0
-            with pytest.raises((RedisError, OSError)):
-                await shared.hit(limiter.authenticated, "user:u")
-            assert single == connections  # ten hits tried the store as often as one does
-    finally:
-        server.close()
 
 
 async def test_expired_token_stops_counting_per_user(

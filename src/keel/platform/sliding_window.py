@@ -3,7 +3,6 @@ several hits), the same counting as `limits`' SlidingWindowCounterRateLimiter (d
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -83,49 +82,21 @@ class RedisSlidingWindow:
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(_SLIDING_WINDOW_LUA)
         self._leases: dict[str, _Lease] = {}
-        # Keys whose next lease is being taken: their hits wait for it rather than each taking
-        # a lease of its own (which would count hits nobody makes and cost a round trip each).
-        # The result says whether the renewal got a lease (False near the limit).
-        self._renewing: dict[str, asyncio.Future[bool]] = {}
 
     async def hit(self, item: RateLimitItem, key: str) -> Decision:
         size = lease_size(item.amount)
         if size == 1:
             return await self._take(item, key, 1)
-        while True:
-            now = time.monotonic()
-            lease = self._leases.get(key)
-            if lease is not None and lease.tokens > 0 and now < lease.expires:
-                lease.tokens -= 1
-                return Decision(
-                    allowed=True,
-                    limit=item.amount,
-                    remaining=lease.remaining + lease.tokens,
-                    reset_after=max(0, math.ceil(lease.reset_at - now)),
-                )
-            renewal = self._renewing.get(key)
-            if renewal is None:
-                break
-            # Then spend from the new lease (or renew it ourselves); if the store failed the
-            # renewal, it fails this hit too, at once (the caller falls back to local limits).
-            if not await asyncio.shield(renewal):
-                return await self._take(item, key, 1)  # near the limit: exact, in parallel
-        renewal = self._renewing[key] = asyncio.get_running_loop().create_future()
-        try:
-            decision = await self._renew(item, key, size, now)
-        except Exception as exc:
-            renewal.set_exception(exc)
-            renewal.exception()  # retrieved: the waiters, if any, raise it themselves
-            raise
-        else:
-            renewal.set_result(key in self._leases)
-            return decision
-        finally:
-            del self._renewing[key]
-            if not renewal.done():  # cancelled: a waiter renews instead
-                renewal.set_result(True)
-
-    async def _renew(self, item: RateLimitItem, key: str, size: int, now: float) -> Decision:
+        now = time.monotonic()
+        lease = self._leases.get(key)
+        if lease is not None and lease.tokens > 0 and now < lease.expires:
+            lease.tokens -= 1
+            return Decision(
+                allowed=True,
+                limit=item.amount,
+                remaining=lease.remaining + lease.tokens,
+                reset_after=max(0, math.ceil(lease.reset_at - now)),
+            )
         decision = await self._take(item, key, size)
         if not decision.allowed:
             # Not room for a whole lease: near the limit every hit goes to Redis, exactly.
