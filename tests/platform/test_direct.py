@@ -25,6 +25,7 @@ from keel.projects import repository
 from keel.settings import Settings
 from tests.conftest import is_postgres, register_user
 from tests.projects.conftest import project_row
+from tests.projects.test_write_path import recording
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="the direct path is PostgreSQL's")
 NAME = "Direct ünïcode ' OR 1=1 --"
@@ -137,24 +138,15 @@ async def test_the_direct_statement_is_timed_like_the_others(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     user = await register_user(client, name="Timed")
-    sent: list[str] = []
-
-    async def spy(connection: Any, statement: DirectStatement, *args: Any, **kw: Any) -> None:
-        sent.append(statement.sql)
-        await execute_direct(connection, statement, *args, **kw)
-
-    db.execute_direct = spy  # type: ignore[assignment]
-    try:
+    with recording(app) as sent:
         first = await client.post("/api/v1/projects", json={"name": "One"}, headers=user.headers)
         assert first.status_code == 201
-        (sql,) = sent
+        (sql,) = sent.direct
         operation, table = metrics._classify(sql, frozenset(db.Base.metadata.tables))
         labels = {"operation": operation, "table": table}
         before = REGISTRY.get_sample_value("db_query_duration_seconds_count", labels) or 0
         second = await client.post("/api/v1/projects", json={"name": "Two"}, headers=user.headers)
         assert second.status_code == 201
-    finally:
-        db.execute_direct = execute_direct
     after = REGISTRY.get_sample_value("db_query_duration_seconds_count", labels)
     assert after == before + 1
 

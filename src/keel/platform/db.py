@@ -356,8 +356,9 @@ async def set_rls_actor(session: AsyncSession, *, user_id: uuid.UUID, role: str)
 InsertRow = tuple[Table, Mapping[str, Any]]
 _Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 _SINGLES: dict[tuple[str, tuple[str, ...]], Insert] = {}
-_COMBINED: dict[tuple[tuple[str, tuple[str, ...]], ...], Insert] = {}
-_DIRECT: dict[tuple[tuple[str, tuple[str, ...]], ...], DirectStatement] = {}
+_ShapeKey = tuple[tuple[str, tuple[str, ...]], ...]  # table names and columns of a shape
+_COMBINED: dict[_ShapeKey, Insert] = {}
+_DIRECT: dict[_ShapeKey, DirectStatement] = {}
 
 
 def _param(table: Table, name: str) -> BindParameter[Any]:
@@ -376,11 +377,10 @@ def _single_insert(table: Table, columns: tuple[str, ...]) -> Insert:
     return statement
 
 
-def _combined_insert(shape: _Shape) -> Insert:
-    """One PostgreSQL statement for the rows of `shape`: the RLS settings first (a
-    materialised WITH clause every row is selected from, so each row's policy check runs
-    after them), then each row but the last in a data-modifying WITH clause."""
-    key = tuple((table.name, columns) for table, columns in shape)
+def _combined_insert(shape: _Shape, key: _ShapeKey) -> Insert:
+    """One PostgreSQL statement for the rows of `shape` (named by `key`): the RLS settings
+    first (a materialised WITH clause every row is selected from, so each row's policy check
+    runs after them), then each row but the last in a data-modifying WITH clause."""
     statement = _COMBINED.get(key)
     if statement is None:
         settings = text(_SET_RLS).columns(user_id=String, role=String).cte("keel_rls")
@@ -420,16 +420,16 @@ async def insert_rows(
     settings = _rls_params(session, rls)
     if session.get_bind().dialect.name == "postgresql":
         shape = tuple((table, tuple(values)) for table, values in rows)
-        merged = {key: value for row in params for key, value in row.items()}
+        key = tuple((table.name, columns) for table, columns in shape)
+        merged = {name: value for row in params for name, value in row.items()}
         alone = alone and not session.in_transaction()
-        statement, arguments = _combined_insert(shape), {**merged, **settings}
+        statement, arguments = _combined_insert(shape, key), {**merged, **settings}
         if not alone:
             await session.execute(statement, arguments)
             return
         connection = await session.connection(execution_options=_AUTOCOMMIT)
         database: Database | None = session.info.get(_DATABASE)
         if database is not None and database.direct_statements:
-            key = tuple((table.name, columns) for table, columns in shape)
             direct = _DIRECT.get(key)
             if direct is None:
                 direct = _DIRECT[key] = DirectStatement.compile(statement, connection.dialect)

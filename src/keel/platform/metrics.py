@@ -13,7 +13,6 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ from prometheus_client import multiprocess as prom_multiprocess
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keel.platform.direct import StatementObserver
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _MULTIPROCESS = bool(os.environ.get(MULTIPROC_ENV))
@@ -185,9 +186,7 @@ def _classify(statement: str, tables: frozenset[str]) -> tuple[str, str]:
     return operation, table if table in tables or table == "none" else "other"
 
 
-def instrument_engine(
-    engine: AsyncEngine, *, tables: frozenset[str]
-) -> Callable[[str, float], None]:
+def instrument_engine(engine: AsyncEngine, *, tables: frozenset[str]) -> StatementObserver:
     """Time every statement and count checked-out connections through SQLAlchemy events.
 
     Returns the observer the events use, for a statement sent below them (platform.direct).
