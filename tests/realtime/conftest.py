@@ -14,9 +14,11 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
+from keel.platform.server import server_config
 from keel.realtime.hub import HUB
 from keel.realtime.service import record_project_event
 from tests.conftest import RegisteredUser
@@ -41,8 +43,14 @@ class LiveServer:
 
 async def serve(app: FastAPI) -> AsyncIterator[LiveServer]:
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_config=None, ws="websockets-sansio"
+    # Keel's own server options (its WebSocket protocol writes the relay's frames directly).
+    config = server_config(
+        app,
+        app.state.services.settings,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_config=None,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -56,6 +64,13 @@ async def serve(app: FastAPI) -> AsyncIterator[LiveServer]:
         app.state.services.get(HUB).drain()
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
+
+
+async def serve_started(app: FastAPI) -> AsyncIterator[LiveServer]:
+    """Start the app's lifespan (for apps a test builds with its own settings), then serve."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        async for server in serve(app):
+            yield server
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from asgi_lifespan import LifespanManager
 
 from keel.app import create_app
 from keel.platform.bus import RECONNECTED, InProcessBus, RedisBus
@@ -28,7 +27,7 @@ from keel.realtime.hub import HUB, CloseCode, Subscriber
 from keel.realtime.service import OutgoingEvent, Viewer
 from keel.settings import Settings
 from tests.conftest import FAST_ARGON2, register_user
-from tests.realtime.conftest import LiveServer, serve, subscribe, write_events
+from tests.realtime.conftest import LiveServer, serve_started, subscribe, write_events
 from tests.servers import Server, run_server
 
 
@@ -185,9 +184,8 @@ class RawWebSocket:
 @pytest.fixture
 async def small_queues(make_settings: Callable[..., Settings]) -> Any:
     app = create_app(make_settings(ws_queue_size=50))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        async for server in serve(app):
-            yield server
+    async for server in serve_started(app):
+        yield server
 
 
 async def test_slow_consumer_is_disconnected_with_resume_code_and_others_unaffected(

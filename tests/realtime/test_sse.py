@@ -15,7 +15,14 @@ from asgi_lifespan import LifespanManager
 from keel.app import create_app
 from keel.settings import Settings
 from tests.conftest import register_user
-from tests.realtime.conftest import LiveServer, create_project, numbered, serve, write_event
+from tests.realtime.conftest import (
+    LiveServer,
+    create_project,
+    numbered,
+    serve,
+    serve_started,
+    write_event,
+)
 
 
 @dataclass
@@ -157,9 +164,8 @@ async def test_ticket_issued_on_one_instance_works_on_another(
 @pytest.fixture
 async def chatty(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveServer]:
     app = create_app(make_settings(ws_heartbeat_seconds=0.2, sse_ticket_ttl_seconds=1))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        async for server in serve(app):
-            yield server
+    async for server in serve_started(app):
+        yield server
 
 
 async def test_keep_alive_comments_and_project_filter(chatty: LiveServer) -> None:

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from keel.settings import Settings
 from tests.conftest import register_user
-from tests.realtime.conftest import LiveServer, serve, subscribe, write_event
+from tests.realtime.conftest import LiveServer, serve_started, subscribe, write_event
 
 
 async def _closed_with(conn: websockets.ClientConnection) -> int | None:
@@ -30,7 +30,6 @@ async def _closed_with(conn: websockets.ClientConnection) -> int | None:
 @pytest.fixture
 async def quick(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveServer]:
     """A server with short realtime timers."""
-    from asgi_lifespan import LifespanManager
 
     from keel.app import create_app
 
@@ -41,9 +40,8 @@ async def quick(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveSer
             access_token_ttl_seconds=5,
         )
     )
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        async for server in serve(app):
-            yield server
+    async for server in serve_started(app):
+        yield server
 
 
 async def _client(server: LiveServer) -> httpx.AsyncClient:
@@ -167,14 +165,12 @@ async def test_shutdown_closes_subscribers_with_service_restart(
 @pytest.fixture
 async def beating(make_settings: Callable[..., Settings]) -> AsyncIterator[LiveServer]:
     """Fast heartbeats, long-lived tokens: a close can only come from the session check."""
-    from asgi_lifespan import LifespanManager
 
     from keel.app import create_app
 
     app = create_app(make_settings(ws_heartbeat_seconds=0.2, access_token_ttl_seconds=3600))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        async for server in serve(app):
-            yield server
+    async for server in serve_started(app):
+        yield server
 
 
 async def _close_frame(conn: websockets.ClientConnection) -> tuple[int | None, str]:

@@ -13,15 +13,17 @@ caller takes that path (`Database.direct_statements`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+
+_T = TypeVar("_T")
 
 # How long a statement took, by its text (the engine's query-duration histogram).
 StatementObserver = Callable[[str, float], None]
@@ -64,21 +66,38 @@ async def execute_direct(
 ) -> None:
     """Run `statement` (which returns no rows) on the connection's driver connection."""
     arguments = statement.arguments(params)
-    proxied = await connection.get_raw_connection()
-    driver: Any = proxied.driver_connection  # Any: asyncpg's Connection (untyped)
-    started = time.perf_counter()
-    try:
+
+    async def execute(driver: Any) -> None:
+        # Any: asyncpg's Connection (untyped).
+        started = time.perf_counter()
         await driver.execute(statement.sql, *arguments)
+        if observe is not None:
+            observe(statement.sql, time.perf_counter() - started)
+
+    await on_driver(connection, execute, sql=statement.sql)
+
+
+async def on_driver(
+    connection: AsyncConnection,
+    work: Callable[[Any], Awaitable[_T]],
+    *,
+    sql: str,
+    passes: tuple[type[Exception], ...] = (),
+) -> _T:
+    """Run `work` with the connection's driver connection (asyncpg's), raising what
+    SQLAlchemy would have raised for a driver error (`sql` names the statement in it);
+    exceptions of the `passes` types are the caller's own and pass unchanged."""
+    proxied = await connection.get_raw_connection()
+    try:
+        return await work(proxied.driver_connection)
+    except passes:
+        raise
     except Exception as exc:
-        raise await _as_sqlalchemy_error(
-            connection, proxied.dbapi_connection, exc, statement
-        ) from exc
-    if observe is not None:
-        observe(statement.sql, time.perf_counter() - started)
+        raise await _as_sqlalchemy_error(connection, proxied.dbapi_connection, exc, sql) from exc
 
 
 async def _as_sqlalchemy_error(
-    connection: AsyncConnection, adapted: Any, exc: Exception, statement: DirectStatement
+    connection: AsyncConnection, adapted: Any, exc: Exception, sql: str
 ) -> Exception:
     """The exception SQLAlchemy would have raised for the driver's `exc`, invalidating the
     connection (as SQLAlchemy does) when `exc` means the link is broken."""
@@ -94,7 +113,7 @@ async def _as_sqlalchemy_error(
     if invalidated:
         await connection.invalidate(error)
     wrapped: Exception = DBAPIError.instance(
-        statement.sql,
+        sql,
         None,
         error,
         dialect.loaded_dbapi.Error,

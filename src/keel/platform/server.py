@@ -21,6 +21,7 @@ from uvicorn.server import ServerState
 
 from keel.platform.errors import error_payload
 from keel.platform.ratelimit import RECEIVED_AT
+from keel.platform.websocket_server import FrameWritingProtocol
 from keel.settings import Settings, load_settings
 
 SECURITY_HEADERS = (
@@ -79,6 +80,10 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """
     return {
         "http": GuardedHttpToolsProtocol,
+        # Frames written once per event for all subscribers (ADR 0024): no per-connection
+        # compression, which would also compress every event once per subscriber.
+        "ws": FrameWritingProtocol,
+        "ws_per_message_deflate": False,
         "timeout_keep_alive": settings.http_keep_alive_timeout_seconds,
         # Only used if h11 were chosen instead: the same head cap.
         "h11_max_incomplete_event_size": settings.http_max_head_bytes,

@@ -61,6 +61,12 @@ def viewer_of(actor: Actor, project_ids: Collection[uuid.UUID] | None) -> Viewer
     )
 
 
+def fresh(subscriber: Subscriber, now: float) -> bool:
+    """Whether the subscriber's session and role were confirmed under RECHECK_SECONDS ago
+    (monotonic `now`) with no invalidation since: an event may go out without a re-check."""
+    return now - subscriber.checked_at < RECHECK_SECONDS
+
+
 @dataclass(frozen=True, slots=True)
 class EventStreams:
     """What a stream front door needs from the app: the token check, the outbox, the hub."""
@@ -107,7 +113,7 @@ class EventStreams:
         subscriber (EventHub.watch), so nothing is delivered once the change is known.
         """
         started = time.monotonic()
-        if not force and started - subscriber.checked_at < RECHECK_SECONDS:
+        if not force and fresh(subscriber, started):
             return True
         seen = subscriber.invalidations
         try:

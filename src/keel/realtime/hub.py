@@ -29,14 +29,15 @@ from keel.platform.metrics import OUTBOX_RELAY_LAG
 from keel.platform.services import Slot
 from keel.platform.tasks import cancel_and_wait
 from keel.realtime import sequencer, service
-from keel.realtime.models import Event
-from keel.realtime.service import OutgoingEvent, Viewer
+from keel.realtime.service import EventRow, OutgoingEvent, Viewer
 from keel.settings import Settings
 
 log = structlog.get_logger("keel.realtime")
 
 CHANNEL: Final = "keel:events"
 BATCH: Final = 500
+# Subscribers given their heartbeat together (see EventHub._heartbeats).
+HEARTBEAT_SLICE: Final = 50
 # How long a closing connection may take to flush its close frame before it is dropped.
 CLOSE_GRACE_SECONDS: Final = 2.0
 
@@ -86,6 +87,7 @@ class Subscriber:
         "close_code",
         "close_reason",
         "cursor",
+        "direct",
         "invalidations",
         "session_key",
         "viewer",
@@ -109,6 +111,9 @@ class Subscriber:
         self._waiter: asyncio.Future[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._on_close: Callable[[], None] | None = None
+        # Writes an event to the client at once if it can (a WebSocket whose socket takes
+        # ready-made frames, ADR 0024); tried only while the writer is idle, so order holds.
+        self.direct: Callable[[OutgoingEvent], bool] | None = None
 
     @property
     def closed(self) -> bool:
@@ -119,6 +124,9 @@ class Subscriber:
         if self.close_code is not None or event.id <= self.cursor:
             return
         if not self.viewer.may_see(owner_id=event.owner_id, project_id=event.project_id):
+            return
+        if self.direct is not None and self._idle() and self.direct(event):
+            self.cursor = event.id
             return
         if len(self._items) >= self._limit:
             self.close(CloseCode.SLOW_CONSUMER, "Too far behind; reconnect with lastEventId")
@@ -188,6 +196,10 @@ class Subscriber:
         if self.close_code is not None:
             return None
         return self._items.popleft()
+
+    def _idle(self) -> bool:
+        """Whether the writer waits in next() with nothing queued and nothing in hand."""
+        return self._waiter is not None and not self._waiter.done()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -317,9 +329,18 @@ class EventHub:
     # --- background tasks ------------------------------------------------------------------
 
     def _committed(self) -> None:
-        # Runs right after a local commit that wrote events (possibly in another thread).
+        # Runs right after a local commit that wrote events: on the loop's thread (after-commit
+        # work), at once; from another thread (a sync caller), through the loop.
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._local_commit()
+        else:
             loop.call_soon_threadsafe(self._local_commit)
 
     def _local_commit(self) -> None:
@@ -349,7 +370,12 @@ class EventHub:
     async def catch_up(self) -> None:
         """Number what has committed, then dispatch everything after the relay's cursor."""
         async with self._passes:
-            _report_lag(await self._catch_up())
+            oldest = await self._catch_up()
+        _report_lag(oldest)
+        if oldest is not None:
+            # The other readers of numbered events (the webhook fan-out) on the instance that
+            # numbered them, after the subscribers' writes rather than before them.
+            self._database.send(service.EVENTS_NUMBERED)
 
     async def _dispatch_announced(self) -> None:
         """Dispatch what other instances numbered and announced (this instance's own commits
@@ -360,8 +386,7 @@ class EventHub:
     async def _catch_up(self) -> datetime | None:
         oldest: datetime | None = None
         while True:
-            async with self._database.transaction() as session:
-                numbered = await sequencer.assign_positions(session, floor=self.cursor, limit=BATCH)
+            numbered = await sequencer.number(self._database, floor=self.cursor, limit=BATCH)
             if numbered:
                 self._announce.set()  # the other instances read what this pass numbered
             if numbered and numbered[0].position == self.cursor + 1:
@@ -380,7 +405,7 @@ class EventHub:
             if len(rows) < BATCH:
                 return oldest
 
-    def _dispatch_rows(self, rows: Sequence[Event]) -> datetime | None:
+    def _dispatch_rows(self, rows: Sequence[EventRow]) -> datetime | None:
         """Dispatch numbered rows in position order; the commit time of the first one."""
         for row in rows:
             if self._admins or row.owner_id in self._by_owner:  # skip building it for nobody
@@ -412,10 +437,20 @@ class EventHub:
                 log.warning("relay_announce_failed", error=type(exc).__name__)
 
     async def _heartbeats(self) -> None:
+        """Every subscriber gets a heartbeat (a session re-check, then a ping) once per
+        interval, in slices over the interval's last quarter: a thousand re-checks and sends
+        at once held the loop ~50 ms, and every event delivered meanwhile waited."""
+        interval = self._settings.ws_heartbeat_seconds
         while True:
-            await asyncio.sleep(self._settings.ws_heartbeat_seconds)
-            for subscriber in self.subscribers():
-                subscriber.offer_heartbeat()
+            await asyncio.sleep(interval * 3 / 4)
+            subscribers = self.subscribers()
+            slices = range(0, len(subscribers), HEARTBEAT_SLICE)
+            for start in slices:
+                for subscriber in subscribers[start : start + HEARTBEAT_SLICE]:
+                    subscriber.offer_heartbeat()
+                await asyncio.sleep(interval / 4 / len(slices))
+            if not subscribers:
+                await asyncio.sleep(interval / 4)
 
     async def _purger(self) -> None:
         interval = self._settings.events_purge_interval_seconds

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keel.platform.db import Database
+from keel.platform.direct import on_driver
 from keel.realtime.models import Event
 from keel.realtime.service import raise_purged_watermark
 
@@ -16,6 +24,92 @@ log = structlog.get_logger("keel.realtime")
 # Arbitrary constant: the advisory lock one sequencer pass holds ('keel' in ASCII). It is
 # taken by the relay, never by a writer: writes commit in parallel, unordered.
 SEQUENCER_LOCK_KEY = 0x6B65656C
+
+_LOCK = "SELECT pg_advisory_xact_lock($1)"
+# The pass after the lock, in one statement (so in one snapshot taken after the lock): up to
+# $1 unnumbered events numbered after the top position in id order, in position order, each
+# with that top (one row of the top alone when there are none).
+_NUMBER = """
+WITH top AS (SELECT coalesce(max(position), 0) AS top FROM events),
+ready AS (
+    SELECT id, row_number() OVER (ORDER BY id) AS n
+    FROM events WHERE position IS NULL ORDER BY id LIMIT $1
+),
+numbered AS (
+    UPDATE events SET position = ready.n + top.top
+    FROM ready, top
+    WHERE events.id = ready.id
+    RETURNING events.position, events.type, events.project_id, events.owner_id,
+        events.payload::text AS payload, events.created_at
+)
+SELECT top.top, numbered.* FROM top LEFT JOIN numbered ON true ORDER BY numbered.position
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedEvent:
+    """An event the relay has just numbered, as the driver returned it."""
+
+    position: int
+    type: str
+    project_id: uuid.UUID
+    owner_id: uuid.UUID
+    payload: dict[str, Any]  # Any: the event's JSON payload
+    created_at: datetime
+
+
+async def number(database: Database, *, floor: int, limit: int) -> Sequence[Event | NumberedEvent]:
+    """One sequencer pass in its own transaction: the numbered events in position order.
+
+    On PostgreSQL it is four round trips on the driver (begin, lock, number, commit), below
+    SQLAlchemy's ORM, which cost more than the round trips (docs/performance.md). The ORM
+    pass (`assign_positions`) serves SQLite, tracing (its SQL spans come from SQLAlchemy's
+    events) and the rare pass that finds the outbox below `floor`.
+    """
+    if database.dialect == "postgresql" and database.direct_statements:
+        numbered = await _number_on_driver(database, floor=floor, limit=limit)
+        if numbered is not None:
+            return numbered
+    async with database.transaction() as session:
+        return await assign_positions(session, floor=floor, limit=limit)
+
+
+class _Rewound(Exception):
+    """The outbox's top position is below the relay's cursor: roll back, take the ORM pass."""
+
+
+async def _number_on_driver(
+    database: Database, *, floor: int, limit: int
+) -> list[NumberedEvent] | None:
+    async def run(driver: Any) -> list[NumberedEvent]:
+        # Any: asyncpg's Connection (untyped).
+        async with driver.transaction():
+            await driver.execute(_LOCK, SEQUENCER_LOCK_KEY)
+            started = time.perf_counter()
+            records = await driver.fetch(_NUMBER, limit)
+            if database.observe_statement is not None:
+                database.observe_statement(_NUMBER, time.perf_counter() - started)
+            if records[0]["top"] < floor:  # a restore rewound the outbox: roll back
+                raise _Rewound
+        rows = [
+            NumberedEvent(
+                position=record["position"],
+                type=record["type"],
+                project_id=record["project_id"],
+                owner_id=record["owner_id"],
+                payload=orjson.loads(record["payload"]),
+                created_at=record["created_at"],
+            )
+            for record in records
+            if record["position"] is not None
+        ]
+        return rows
+
+    async with database.primary.connect() as connection:
+        try:
+            return await on_driver(connection, run, sql=_NUMBER, passes=(_Rewound,))
+        except _Rewound:
+            return None
 
 
 async def assign_positions(session: AsyncSession, *, floor: int, limit: int) -> Sequence[Event]:

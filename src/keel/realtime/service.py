@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import orjson
 from sqlalchemy import Table, delete, event, func, select, update
@@ -54,6 +54,9 @@ async def record_project_event(
 
 
 EVENTS_COMMITTED = "realtime.events_committed"
+# Sent once a numbering pass of this instance's relay has delivered events: what reads the
+# outbox by position (the webhook fan-out) has work then.
+EVENTS_NUMBERED = "realtime.events_numbered"
 EVENTS = cast(Table, Event.__table__)
 
 
@@ -138,7 +141,24 @@ class OutgoingEvent:
         return f"id: {self.id}\nevent: {self.type}\ndata: {self.json}\n\n".encode()
 
 
-def to_outgoing(row: Event) -> OutgoingEvent:
+class EventRow(Protocol):
+    """A numbered outbox row: the ORM's Event, or the relay's NumberedEvent (sequencer)."""
+
+    @property
+    def position(self) -> int | None: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def project_id(self) -> uuid.UUID: ...
+    @property
+    def owner_id(self) -> uuid.UUID: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...  # Any: the event's JSON payload
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def to_outgoing(row: EventRow) -> OutgoingEvent:
     """A numbered event as subscribers receive it."""
     assert row.position is not None, "only numbered events are delivered"
     body = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from keel.platform.errors import Unauthorized
 from keel.platform.schemas import RequestModel, SafeStr
 from keel.platform.services import services_of
 from keel.platform.timestamps import iso_z
+from keel.platform.websocket_server import FRAME_WRITER, FrameWriter, text_frame
 from keel.realtime.catchup import (
     MAX_PROJECT_FILTER,
     READY,
@@ -26,6 +28,7 @@ from keel.realtime.catchup import (
     EventStreams,
     Grant,
     Resync,
+    fresh,
     viewer_of,
 )
 from keel.realtime.hub import (
@@ -87,7 +90,15 @@ def _error(message: str) -> str:
 class _Connection:
     """The state of one authenticated WebSocket, shared by its reader and writer."""
 
-    __slots__ = ("client_gone", "deadline", "grant", "streams", "subscriber", "websocket")
+    __slots__ = (
+        "client_gone",
+        "deadline",
+        "grant",
+        "streams",
+        "subscriber",
+        "websocket",
+        "write_frame",
+    )
 
     def __init__(
         self, websocket: WebSocket, *, streams: EventStreams, subscriber: Subscriber, grant: Grant
@@ -98,7 +109,19 @@ class _Connection:
         self.grant = grant
         self.client_gone = False
         self.deadline: asyncio.Timeout | None = None
+        self.write_frame: FrameWriter | None = None
         subscriber.on_close(self._closing)
+
+    def write_directly(self, writer: FrameWriter) -> None:
+        """Let the relay write live events straight to the socket while the pump is idle."""
+        self.write_frame = writer
+        self.subscriber.direct = self.write_now
+
+    def write_now(self, event: OutgoingEvent) -> bool:
+        """Write a live event at once if the stream's last check is fresh (else the pump
+        re-checks it first) and the socket takes the frame without waiting."""
+        assert self.write_frame is not None
+        return fresh(self.subscriber, time.monotonic()) and self.write_frame(text_frame(event.json))
 
     def _closing(self) -> None:
         # A send blocked on a client that does not read must not hold the connection open.
@@ -106,6 +129,13 @@ class _Connection:
             expire_soon(self.deadline)
 
     async def send(self, text: str) -> None:
+        """Send a message: straight to the socket if it takes it now, else through ASGI (which
+        waits while the client reads slower than we write)."""
+        if self.write_frame is not None and self.write_frame(text_frame(text)):
+            return
+        await self._send_asgi(text)
+
+    async def _send_asgi(self, text: str) -> None:
         try:
             async with asyncio.timeout(None) as deadline:
                 self.deadline = deadline
@@ -197,6 +227,13 @@ async def _first_auth(websocket: WebSocket, *, within_seconds: float) -> AuthMes
     return auth
 
 
+def _frame_writer(websocket: WebSocket) -> FrameWriter | None:
+    """The server's frame writer (Keel's own uvicorn protocol), if it offers one."""
+    extension = websocket.scope.get("extensions", {}).get(FRAME_WRITER)
+    write = extension.get("write") if isinstance(extension, dict) else None
+    return write if callable(write) else None
+
+
 async def serve_websocket(websocket: WebSocket) -> None:
     """Accept, authenticate, catch up, then deliver live until either side closes."""
     services = services_of(websocket.app)
@@ -224,6 +261,10 @@ async def serve_websocket(websocket: WebSocket) -> None:
         ):
             await connection.send(RESYNC_MESSAGE if isinstance(item, Resync) else item.json)
         await connection.send(READY)
+        writer = _frame_writer(websocket)
+        if writer is not None and not services.settings.otel_exporter_otlp_endpoint:
+            # With tracing on, every message goes through ASGI, where its span is made.
+            connection.write_directly(writer)
         reader = asyncio.create_task(connection.read())
         await connection.pump()
     except (WebSocketDisconnect, TimeoutError, OSError):

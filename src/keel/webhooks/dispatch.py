@@ -23,7 +23,7 @@ from keel.jobs.engine import JobEngine, Payload, Retry
 from keel.platform.db import Database, utcnow
 from keel.platform.services import Slot
 from keel.platform.timestamps import iso_z
-from keel.realtime.service import EVENTS_COMMITTED, events_after
+from keel.realtime.service import EVENTS_NUMBERED, events_after
 from keel.webhooks import repository
 from keel.webhooks.delivery import AttemptResult, Target, send
 from keel.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -85,8 +85,8 @@ async def fan_out(database: Database, *, batch: int = FANOUT_BATCH) -> int:
 
 @dataclass(eq=False)
 class Dispatcher:
-    """Runs the fan-out on this instance (woken by commits, and on a timer) and the drain
-    job's handler."""
+    """Runs the fan-out on this instance (woken once the relay has delivered newly numbered
+    events, and on a timer) and the drain job's handler."""
 
     database: Database
     runtime: WebhooksRuntime
@@ -104,11 +104,11 @@ class Dispatcher:
     async def start(self) -> None:
         if not self.runtime.settings.jobs_enabled:
             return
-        self.database.connect(EVENTS_COMMITTED, self._wake.set)
+        self.database.connect(EVENTS_NUMBERED, self._wake.set)
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        self.database.disconnect(EVENTS_COMMITTED, self._wake.set)
+        self.database.disconnect(EVENTS_NUMBERED, self._wake.set)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
