@@ -38,7 +38,6 @@ async def _serve(settings: Settings) -> AsyncIterator[tuple[FastAPI, LiveServer]
         port=port,
         lifespan="off",
         log_config=None,
-        ws="websockets-sansio",
         backlog=4096,
     )
     server = uvicorn.Server(config)
