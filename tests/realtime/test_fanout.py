@@ -215,6 +215,7 @@ async def test_the_relay_numbers_on_the_driver_as_the_orm_pass_would(
         rows = await sequencer.number(database, floor=top, limit=2)
         rest = await sequencer.number(database, floor=top, limit=10)
         nothing = await sequencer.number(database, floor=top, limit=10)
+        read = await sequencer.numbered_after(database, after=top + 1, limit=10)
         async with database.sessions() as session:
             stored = {
                 row.position: row
@@ -225,6 +226,7 @@ async def test_the_relay_numbers_on_the_driver_as_the_orm_pass_would(
         try:
             await write_events(app, owner_id=user.id, count=1)
             traced = await sequencer.number(database, floor=top, limit=10)
+            read_traced = await sequencer.numbered_after(database, after=top + 3, limit=10)
         finally:
             database.direct_statements = True
         hub.cursor = traced[-1].position or hub.cursor
@@ -241,5 +243,7 @@ async def test_the_relay_numbers_on_the_driver_as_the_orm_pass_would(
             orm.payload,
             orm.created_at,
         )
+    assert read == numbered[1:]  # another instance's relay reads the same rows
     assert [type(row) for row in traced] == [Event]
+    assert [(type(row), row.position) for row in read_traced] == [(Event, top + 4)]
     assert traced[0].position == top + 4

@@ -399,8 +399,7 @@ class EventHub:
     async def _read_after_cursor(self) -> datetime | None:
         oldest: datetime | None = None
         while True:
-            async with self._database.sessions() as session:
-                rows = await service.events_after(session, after_id=self.cursor, limit=BATCH)
+            rows = await sequencer.numbered_after(self._database, after=self.cursor, limit=BATCH)
             oldest = _older(oldest, self._dispatch_rows(rows))
             if len(rows) < BATCH:
                 return oldest

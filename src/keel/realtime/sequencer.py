@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keel.platform.db import Database
 from keel.platform.direct import on_driver
 from keel.realtime.models import Event
-from keel.realtime.service import raise_purged_watermark
+from keel.realtime.service import events_after, raise_purged_watermark
 
 log = structlog.get_logger("keel.realtime")
 
@@ -74,6 +74,49 @@ async def number(database: Database, *, floor: int, limit: int) -> Sequence[Even
         return await assign_positions(session, floor=floor, limit=limit)
 
 
+_AFTER = """
+SELECT position, type, project_id, owner_id, payload::text AS payload, created_at
+FROM events WHERE position > $1 ORDER BY position LIMIT $2
+"""
+
+
+async def numbered_after(
+    database: Database, *, after: int, limit: int
+) -> Sequence[Event | NumberedEvent]:
+    """Numbered events with position > `after`, in position order: what the relay reads when
+    another instance numbered them. On PostgreSQL one query on the driver (as `number`)."""
+    if database.dialect == "postgresql" and database.direct_statements:
+
+        async def run(driver: Any) -> list[NumberedEvent]:
+            # Any: asyncpg's Connection (untyped).
+            started = time.perf_counter()
+            records = await driver.fetch(_AFTER, after, limit)
+            if database.observe_statement is not None:
+                database.observe_statement(_AFTER, time.perf_counter() - started)
+            return _numbered(records)
+
+        async with database.primary.connect() as connection:
+            return await on_driver(connection, run, sql=_AFTER)
+    async with database.sessions() as session:
+        return await events_after(session, after_id=after, limit=limit)
+
+
+def _numbered(records: Sequence[Any]) -> list[NumberedEvent]:
+    # Any: asyncpg's Records (untyped); a row without a position is the top's alone.
+    return [
+        NumberedEvent(
+            position=record["position"],
+            type=record["type"],
+            project_id=record["project_id"],
+            owner_id=record["owner_id"],
+            payload=orjson.loads(record["payload"]),
+            created_at=record["created_at"],
+        )
+        for record in records
+        if record["position"] is not None
+    ]
+
+
 class _Rewound(Exception):
     """The outbox's top position is below the relay's cursor: roll back, take the ORM pass."""
 
@@ -91,19 +134,7 @@ async def _number_on_driver(
                 database.observe_statement(_NUMBER, time.perf_counter() - started)
             if records[0]["top"] < floor:  # a restore rewound the outbox: roll back
                 raise _Rewound
-        rows = [
-            NumberedEvent(
-                position=record["position"],
-                type=record["type"],
-                project_id=record["project_id"],
-                owner_id=record["owner_id"],
-                payload=orjson.loads(record["payload"]),
-                created_at=record["created_at"],
-            )
-            for record in records
-            if record["position"] is not None
-        ]
-        return rows
+        return _numbered(records)
 
     async with database.primary.connect() as connection:
         try:
