@@ -241,6 +241,12 @@ class Database:
     def dialect(self) -> str:
         return self.primary.dialect.name
 
+    @property
+    def direct_path(self) -> bool:
+        """Whether statements may go straight to asyncpg (keel.platform.direct): on
+        PostgreSQL, unless tracing needs SQLAlchemy's events."""
+        return self.direct_statements and self.dialect == "postgresql"
+
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A transaction of its own (see `transaction`)."""
         return transaction(self.sessions)
@@ -429,7 +435,7 @@ async def insert_rows(
             return
         connection = await session.connection(execution_options=_AUTOCOMMIT)
         database: Database | None = session.info.get(_DATABASE)
-        if database is not None and database.direct_statements:
+        if database is not None and database.direct_path:
             direct = _DIRECT.get(key)
             if direct is None:
                 direct = _DIRECT[key] = DirectStatement.compile(statement, connection.dialect)

@@ -69,12 +69,18 @@ async def execute_direct(
 
     async def execute(driver: Any) -> None:
         # Any: asyncpg's Connection (untyped).
-        started = time.perf_counter()
-        await driver.execute(statement.sql, *arguments)
-        if observe is not None:
-            observe(statement.sql, time.perf_counter() - started)
+        await observed(observe, statement.sql, driver.execute(statement.sql, *arguments))
 
     await on_driver(connection, execute, sql=statement.sql)
+
+
+async def observed(observe: StatementObserver | None, sql: str, call: Awaitable[_T]) -> _T:
+    """Await a driver call, reporting its duration to the query-duration metric."""
+    started = time.perf_counter()
+    result = await call
+    if observe is not None:
+        observe(sql, time.perf_counter() - started)
+    return result
 
 
 async def on_driver(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keel.platform.db import Database
-from keel.platform.direct import on_driver
+from keel.platform.direct import observed, on_driver
 from keel.realtime.models import Event
 from keel.realtime.service import events_after, raise_purged_watermark
 
@@ -66,7 +65,7 @@ async def number(database: Database, *, floor: int, limit: int) -> Sequence[Even
     pass (`assign_positions`) serves SQLite, tracing (its SQL spans come from SQLAlchemy's
     events) and the rare pass that finds the outbox below `floor`.
     """
-    if database.dialect == "postgresql" and database.direct_statements:
+    if database.direct_path:
         numbered = await _number_on_driver(database, floor=floor, limit=limit)
         if numbered is not None:
             return numbered
@@ -85,15 +84,12 @@ async def numbered_after(
 ) -> Sequence[Event | NumberedEvent]:
     """Numbered events with position > `after`, in position order: what the relay reads when
     another instance numbered them. On PostgreSQL one query on the driver (as `number`)."""
-    if database.dialect == "postgresql" and database.direct_statements:
+    if database.direct_path:
 
         async def run(driver: Any) -> list[NumberedEvent]:
             # Any: asyncpg's Connection (untyped).
-            started = time.perf_counter()
-            records = await driver.fetch(_AFTER, after, limit)
-            if database.observe_statement is not None:
-                database.observe_statement(_AFTER, time.perf_counter() - started)
-            return _numbered(records)
+            observe = database.observe_statement
+            return _numbered(await observed(observe, _AFTER, driver.fetch(_AFTER, after, limit)))
 
         async with database.primary.connect() as connection:
             return await on_driver(connection, run, sql=_AFTER)
@@ -128,10 +124,8 @@ async def _number_on_driver(
         # Any: asyncpg's Connection (untyped).
         async with driver.transaction():
             await driver.execute(_LOCK, SEQUENCER_LOCK_KEY)
-            started = time.perf_counter()
-            records = await driver.fetch(_NUMBER, limit)
-            if database.observe_statement is not None:
-                database.observe_statement(_NUMBER, time.perf_counter() - started)
+            observe = database.observe_statement
+            records = await observed(observe, _NUMBER, driver.fetch(_NUMBER, limit))
             if records[0]["top"] < floor:  # a restore rewound the outbox: roll back
                 raise _Rewound
         return _numbered(records)
