@@ -79,6 +79,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
     Any: uvicorn's keyword arguments are of mixed types.
     """
     return {
+        # uvloop, accepting every waiting connection each turn (ADR 0025).
+        "loop": "keel.platform.listener:new_event_loop",
         "http": GuardedHttpToolsProtocol,
         # Frames written once per event for all subscribers (ADR 0024): no per-connection
         # compression, which would also compress every event once per subscriber.
