@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: load-test Keel (PostgreSQL + Redis, then SQLite) and the raw baseline with wrk,
 # and write bench/results/latest.{md,json}, then the real-time, gRPC, tracing, webhook, login-flood
-# and overload scenarios (bench/results/). About 25 minutes on a 2-core machine (2026-12-02).
+# and overload scenarios (bench/results/). About 15 minutes on a 2-core machine (2026-12-02).
+# Each scenario first waits for a quiet machine (bench/quiet.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,7 @@ PY
   then export BENCH_BACKENDS="postgres,sqlite"; else export BENCH_BACKENDS="sqlite"; fi
 fi
 
+"$PY" bench/quiet.py "the REST runs"
 timeout 900 "$PY" bench/driver.py
 
 # Real-time: idle WebSocket capacity and commit-to-delivery latency (one instance).
@@ -54,9 +56,11 @@ PY
   RT_ARGS+=(--database-url "postgresql+asyncpg://${BENCH_PG_URL#postgresql://}/${BENCH_PG_DB:-keel_bench}_realtime"
             --redis-url "$BENCH_REDIS_URL")
 fi
+"$PY" bench/quiet.py "the real-time run"
 timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" | tee bench/results/realtime.txt
 if [[ "$BENCH_BACKENDS" == *postgres* ]]; then
   echo "bench: commit -> delivery across two instances (half the subscribers on each)"
+  "$PY" bench/quiet.py "the two-instance run"
   timeout 600 "$PY" bench/realtime_bench.py "${RT_ARGS[@]}" --instances 2 --connections 100 \
     | tee -a bench/results/realtime.txt
 fi
@@ -77,15 +81,18 @@ PY
   GRPC_ARGS+=(--database-url "postgresql+asyncpg://${BENCH_PG_URL#postgresql://}/keel_bench_grpc"
               --redis-url "$BENCH_REDIS_URL")
 fi
+"$PY" bench/quiet.py "the gRPC run"
 timeout 600 "$PY" bench/grpc_bench.py "${GRPC_ARGS[@]}" | tee bench/results/grpc.txt
 
 # Tracing: the same reads with KEEL_OTEL_EXPORTER_OTLP_ENDPOINT off and on, in one run.
 echo "bench: tracing scenario (off vs on)"
+"$PY" bench/quiet.py "the tracing run"
 timeout 300 "$PY" bench/tracing_bench.py
 
 # Webhooks at the size of SPEC §10: 1 000 events to 10 endpoints, each project's events in
 # order at every endpoint (the suite runs the same test at 60 events to 3 endpoints).
 echo "bench: webhooks, 1000 events to 10 endpoints (SQLite)"
+"$PY" bench/quiet.py "the webhook run"
 KEEL_TEST_ORDER_EVENTS=1000 KEEL_TEST_ORDER_ENDPOINTS=10 timeout 1200 "$PY" -m pytest \
   tests/webhooks/test_order.py -p no:cacheprovider -o timeout=1000 --durations=1 \
   | tee bench/results/webhooks.txt
@@ -95,11 +102,13 @@ KEEL_TEST_ORDER_EVENTS=1000 KEEL_TEST_ORDER_ENDPOINTS=10 timeout 1200 "$PY" -m p
 echo "bench: login flood with reads alongside"
 FLOOD_BACKEND=sqlite
 if [[ "$BENCH_BACKENDS" == *postgres* ]]; then FLOOD_BACKEND=postgres; fi
+"$PY" bench/quiet.py "the login flood"
 timeout 300 "$PY" bench/login_flood_bench.py "$FLOOD_BACKEND" "${BENCH_DURATION:-8}"
 
 # Many connections (SPEC §7, issue 11): the list at 256 and 1024 connections, Keel beside the
 # raw floor; at 1024 the overload guard should answer the excess with fast 503s.
 if [[ "$BENCH_BACKENDS" == *postgres* ]]; then
   echo "bench: the list at 256 and 1024 connections"
+  "$PY" bench/quiet.py "the many-connection runs"
   timeout 300 "$PY" bench/overload_bench.py "${BENCH_DURATION:-8}"
 fi
